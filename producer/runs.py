@@ -1,0 +1,144 @@
+"""Export runs: closing a period (or choosing invoices) records a run and queues its tasks.
+
+The run's total is written before any task is queued, so no figure can ever
+run ahead of it. Tasks are published in batches (one Redis round trip per
+batch), so a period of ten thousand invoices is queued in a second or two.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from celery import Celery
+
+from worker.errors import InvoiceError
+from worker.exportconfig import ExportConfig
+from worker.invoice import Invoice
+from worker.keys import State, item_id
+from worker.messages import user_message
+from worker.pipeline import failure_kind
+from worker.store import RunRecord, StatusStore, compress_invoice
+from worker.tasks import SEND_QUEUE, SEND_TASK
+
+log = logging.getLogger(__name__)
+
+PUBLISH_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An invoice refused at intake, with the reason; it fails alone."""
+
+    number: str
+    error: InvoiceError
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """What starting a run did."""
+
+    run: str
+    total: int
+    queued: int
+    rejected: int
+    existing: bool = False
+    per_export: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_items(
+    config: ExportConfig, invoices: Sequence[Invoice]
+) -> tuple[list[str], list[tuple[str, str, int]], list[str]]:
+    """The run's exports, its items (id, number, export index) and warnings."""
+    exports: list[str] = []
+    index_of: dict[str, int] = {}
+    items: list[tuple[str, str, int]] = []
+    warnings: list[str] = []
+    without: set[str] = set()
+    for invoice in invoices:
+        customer = invoice.customer.customer_number
+        targets = config.exports_for(customer)
+        if not any(target.is_heeros for target in targets):
+            without.add(customer)
+        for target in targets:
+            if target.name not in index_of:
+                index_of[target.name] = len(exports)
+                exports.append(target.name)
+            index = index_of[target.name]
+            items.append((item_id(invoice.number, index), invoice.number, index))
+    for customer in sorted(without):
+        group = config.group_for(customer).name
+        warnings.append(
+            f"customer {customer}: group {group!r} has no Heeros export, so its invoices "
+            "do not reach Heeros (Opter's advice: add the Heeros export to every group)"
+        )
+    return exports, items, warnings
+
+
+def start_run(
+    app: Celery,
+    store: StatusStore,
+    config: ExportConfig,
+    invoices: Sequence[Invoice],
+    *,
+    period: str,
+    rejected: Iterable[Rejected] = (),
+    label: str = "",
+) -> RunStarted:
+    """Record a run of ``invoices`` and queue one task per invoice and export."""
+    refused = list(rejected)
+    numbers = [invoice.number for invoice in invoices]
+    if len(set(numbers)) != len(numbers):
+        seen: set[str] = set()
+        twice = sorted({n for n in numbers if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+        raise InvoiceError(f"invoice numbers appear twice in the period: {', '.join(twice)}")
+    exports, items, warnings = plan_items(config, invoices)
+    if refused and not exports:
+        exports.append(config.exports_for("")[0].name if config.exports else "")
+    run = store.next_run_id(period)
+    total = len(items) + len(refused)
+    payloads = {invoice.number: compress_invoice(invoice) for invoice in invoices}
+    store.create_run(
+        RunRecord(run=run, period=period, total=total, created=time.time(), exports=exports,
+                  label=label),
+        items,
+        payloads,
+    )
+    for rejection in refused:
+        _record_rejection(store, run, rejection)
+    _publish(app, run, [item for item, _, _ in items])
+    per_export: dict[str, int] = {}
+    for _, _, index in items:
+        per_export[exports[index]] = per_export.get(exports[index], 0) + 1
+    for warning in warnings:
+        log.warning("run=%s %s", run, warning)
+    log.info("run=%s period=%s queued %d items, %d rejected", run, period, len(items),
+             len(refused))
+    return RunStarted(run=run, total=total, queued=len(items), rejected=len(refused),
+                      per_export=per_export, warnings=warnings)
+
+
+def _record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None:
+    item = item_id(rejection.number, 0)
+    store.transition(
+        run, item, State.FAILED, export_index=0, kind=failure_kind(rejection.error),
+        number=rejection.number,
+        message=user_message(rejection.error, invoice_number=rejection.number),
+    )
+
+
+def _publish(app: Celery, run: str, items: Sequence[str]) -> None:
+    with app.producer_or_acquire() as producer, producer.batch(PUBLISH_BATCH):
+        for item in items:
+            app.send_task(SEND_TASK, args=(run, item), queue=SEND_QUEUE, producer=producer)
+
+
+def requeue_items(app: Celery, run: str, items: Sequence[str]) -> None:
+    """Queue the send task again for items already back in the queued state."""
+    _publish(app, run, items)
+
+
+__all__ = ["Rejected", "RunStarted", "plan_items", "requeue_items", "start_run"]

@@ -1,0 +1,98 @@
+"""The Celery app: ``create_app(settings)``; ``celery -A worker.app worker`` works too.
+
+Delivery is at least once (late acknowledgement, rejection when a worker is
+lost); the idempotency key and the recorded Heeros id make a repeat harmless.
+Every countdown stays well below the broker's visibility timeout, which is set
+explicitly (see :class:`worker.settings.Settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Celery, bootsteps
+
+from worker.runtime import Runtime
+from worker.settings import Settings
+from worker.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+
+
+class PollHeartbeat(bootsteps.StartStopStep):
+    """Starts a poll task each second while polls are due, once across all workers."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.timer_ref: Any = None
+
+    def start(self, parent: Any) -> None:
+        self.timer_ref = parent.timer.call_repeatedly(HEARTBEAT_S, self.beat, (parent,))
+
+    def stop(self, parent: Any) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
+            self.timer_ref = None
+
+    def beat(self, parent: Any) -> None:
+        app = parent.app
+        runtime: Runtime = app.heeros_runtime
+        try:
+            due = runtime.store.next_poll_due()
+            if due is None or due > time.time():
+                return
+            lock = runtime.store.keys.limiter("pollbeat")
+            if runtime.store.redis.set(lock, "1", nx=True, px=int(HEARTBEAT_S * 900)):
+                app.send_task(POLL_TASK, queue=POLL_QUEUE)
+        except Exception:  # the timer must survive a Redis outage
+            log.warning("poll heartbeat skipped: Redis or broker unavailable", exc_info=True)
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
+    """The Celery app of the exporter, configured from ``settings``."""
+    app = Celery("heeros", set_as_current=True)
+    app.conf.update(
+        broker_url=settings.broker,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            "max_connections": settings.concurrency * 2 + 10,
+            "health_check_interval": 10,
+            "socket_keepalive": True,
+        },
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_default_queue=SEND_QUEUE,
+        task_routes={SEND_TASK: {"queue": SEND_QUEUE}, POLL_TASK: {"queue": POLL_QUEUE}},
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+    )
+    app.heeros_runtime = runtime or Runtime(settings)  # type: ignore[attr-defined]
+    app.steps["worker"].add(PollHeartbeat)
+    import worker.tasks  # noqa: F401  (registers the tasks on this app)
+
+    return app
+
+
+def __getattr__(name: str) -> Celery:
+    # `celery -A worker.app` asks for `app`: build it then, from the environment.
+    if name in ("app", "celery"):
+        application = create_app(Settings())
+        globals()[name] = application
+        return application
+    raise AttributeError(name)
+
+
+__all__ = ["PollHeartbeat", "create_app"]

@@ -1,0 +1,286 @@
+"""The export of one invoice, as plain functions of a store and a Heeros client.
+
+:func:`send_invoice` takes an item from queued to sent: it builds the Finvoice
+document, records ``sending`` *before* the request leaves, sends with an
+idempotency key that does not depend on the run, and records the Heeros id
+with the first status poll. :func:`check_invoice` polls one sent item and ends
+it: exported, incomplete, failed, or unconfirmed when the deadline passes.
+
+Transient errors (Heeros or Redis unreachable, 5xx, 429) are raised to the
+caller, which retries later; every permanent error ends the item as failed with
+the message a user sees. Nothing here sleeps or knows of Celery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from worker.errors import (
+    ConfirmationTimeout,
+    ExportError,
+    HeerosRefusedError,
+    InvoiceIncomplete,
+    PermanentError,
+    TransientError,
+)
+from worker.finvoice import render_finvoice
+from worker.keys import State, split_item
+from worker.messages import user_message
+from worker.starttext import SendOptions
+from worker.store import ItemRecord, StatusStore
+from worker.wire import RemoteState, RemoteStatus
+
+log = logging.getLogger(__name__)
+
+
+class Target(Protocol):
+    """What the pipeline needs of an export (``worker.exportconfig.Export`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def office_code(self) -> str: ...
+    @property
+    def customer_code(self) -> str: ...
+    @property
+    def encoding(self) -> str: ...
+    @property
+    def transform(self) -> str: ...
+    @property
+    def options(self) -> SendOptions: ...
+
+
+class Heeros(Protocol):
+    """What the pipeline needs of a Heeros client (``worker.client.HeerosClient`` is one)."""
+
+    def send(
+        self,
+        invoice_number: str,
+        document: bytes,
+        options: SendOptions,
+        idempotency_key: str,
+        *,
+        encoding: str = "UTF-8",
+    ) -> str: ...
+
+    def status(self, invoice_id: str) -> RemoteStatus: ...
+
+    def find(self, invoice_number: str) -> RemoteStatus | None: ...
+
+
+Resolve = Callable[[str], tuple[Target, Heeros]]
+"""Gives the export of that name and a Heeros client for its tenant."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When to poll and when to give up waiting for a confirmation."""
+
+    poll_first_s: float = 2.0
+    poll_max_s: float = 30.0
+    confirm_deadline_s: float = 600.0
+
+    def next_poll(self, polls: int) -> float:
+        """The wait before poll number ``polls + 1``: doubling from the first, capped."""
+        return float(min(self.poll_first_s * (2 ** min(polls, 16)), self.poll_max_s))
+
+
+class Outcome(StrEnum):
+    """What a pipeline step did."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    EXPORTED = "exported"
+    INCOMPLETE = "incomplete"
+    UNCONFIRMED = "unconfirmed"
+    PENDING = "pending"
+
+
+def idempotency_key(target: Target, invoice_number: str) -> str:
+    """The same for every run that sends this invoice to this Heeros tenant."""
+    identity = f"{target.office_code}\x1f{target.customer_code}\x1f{invoice_number}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def failure_kind(error: ExportError) -> str:
+    """A short name of a failure's kind, for counts per kind."""
+    return {
+        "LoginError": "login",
+        "HeerosValidationError": "validation",
+        "HeerosRefusedError": "refused",
+        "InvoiceError": "invoice",
+        "TransformError": "transform",
+        "SchemaError": "schema",
+        "ConfigError": "config",
+        "HeerosUnavailable": "unavailable",
+        "HeerosRateLimited": "rate_limited",
+        "TransientError": "unavailable",
+    }.get(type(error).__name__, "other")
+
+
+def fail_item(
+    store: StatusStore, record: ItemRecord, error: ExportError, *, now: float | None = None
+) -> bool:
+    """End an item as failed with the message a user sees."""
+    message = user_message(error, invoice_number=record.number)
+    log.warning(
+        "run=%s invoice=%s export=%s failed: %s",
+        record.run, record.number, record.export, message,
+    )
+    _, export_index = split_item(record.item)
+    store.drop_poll(record.run, record.item)
+    return store.transition(
+        record.run,
+        record.item,
+        State.FAILED,
+        export_index=export_index,
+        kind=failure_kind(error),
+        message=message,
+        updated=f"{now or time.time():.3f}",
+    )
+
+
+def send_invoice(
+    store: StatusStore,
+    resolve: Resolve,
+    run: str,
+    item: str,
+    *,
+    timing: Timing,
+    clock: Callable[[], float] = time.time,
+) -> Outcome:
+    """Send one queued item to Heeros; transient errors are raised for a later retry."""
+    record = store.item(run, item)
+    if record is None:
+        log.error("run=%s item=%s is not in the store; nothing to send", run, item)
+        return Outcome.SKIPPED
+    if record.state.final:
+        return Outcome.SKIPPED
+    _, export_index = split_item(item)
+    if record.state is State.SENT:
+        # Delivered again after the send was recorded: make sure it is being polled.
+        store.schedule_poll(run, item, clock() + timing.poll_first_s)
+        return Outcome.SKIPPED
+    try:
+        target, client = resolve(record.export)
+        invoice = store.load_invoice(record.number)
+        document = render_finvoice(invoice, target.transform, encoding=target.encoding)
+    except PermanentError as error:
+        fail_item(store, record, error)
+        return Outcome.FAILED
+    heeros_id: str | None = None
+    if record.state is State.SENDING:
+        # An earlier attempt may have reached Heeros with its answer lost: ask first.
+        found = client.find(record.number)
+        if found is not None:
+            heeros_id = found.invoice_id
+            log.info("run=%s invoice=%s already in Heeros as %s", run, record.number, heeros_id)
+    store.transition(run, item, State.SENDING, export_index=export_index)
+    if heeros_id is None:
+        try:
+            heeros_id = client.send(
+                record.number,
+                document,
+                target.options,
+                idempotency_key(target, record.number),
+                encoding=target.encoding,
+            )
+        except PermanentError as error:
+            fail_item(store, record, error)
+            return Outcome.FAILED
+    now = clock()
+    store.transition(
+        run,
+        item,
+        State.SENT,
+        export_index=export_index,
+        heeros_id=heeros_id,
+        sent=f"{now:.3f}",
+        deadline=f"{now + timing.confirm_deadline_s:.3f}",
+    )
+    store.schedule_poll(run, item, now + timing.poll_first_s)
+    log.info("run=%s invoice=%s export=%s sent as %s", run, record.number, target.name, heeros_id)
+    return Outcome.SENT
+
+
+def check_invoice(
+    store: StatusStore,
+    resolve: Resolve,
+    run: str,
+    item: str,
+    *,
+    timing: Timing,
+    clock: Callable[[], float] = time.time,
+) -> Outcome:
+    """Poll one sent item's status in Heeros and end it when Heeros has decided."""
+    record = store.item(run, item)
+    if record is None or record.state is not State.SENT or record.heeros_id is None:
+        store.drop_poll(run, item)
+        return Outcome.SKIPPED
+    _, export_index = split_item(item)
+    now = clock()
+    deadline = record.deadline or (now + timing.confirm_deadline_s)
+    try:
+        _, client = resolve(record.export)
+        status = client.status(record.heeros_id)
+    except TransientError:
+        if now >= deadline:
+            return _unconfirmed(store, record, export_index)
+        store.schedule_poll(run, item, min(now + timing.next_poll(record.polls), deadline))
+        raise
+    except PermanentError as error:
+        fail_item(store, record, error)
+        return Outcome.FAILED
+    if status.state is RemoteState.CONFIRMED:
+        store.drop_poll(run, item)
+        store.transition(run, item, State.EXPORTED, export_index=export_index,
+                         heeros_status=status.heeros_status)
+        log.info("run=%s invoice=%s exported (%s)", run, record.number, status.heeros_status)
+        return Outcome.EXPORTED
+    if status.state is RemoteState.INCOMPLETE:
+        store.drop_poll(run, item)
+        error = InvoiceIncomplete(record.heeros_id)
+        store.transition(run, item, State.INCOMPLETE, export_index=export_index,
+                         heeros_status=status.heeros_status,
+                         message=user_message(error, invoice_number=record.number))
+        return Outcome.INCOMPLETE
+    if status.state is RemoteState.ERROR:
+        fail_item(store, record, HeerosRefusedError(
+            status.error_code or "ERROR", status.error_message or "processing failed"))
+        return Outcome.FAILED
+    if now >= deadline:
+        return _unconfirmed(store, record, export_index)
+    polls = record.polls + 1
+    store.transition(run, item, State.SENT, export_index=export_index, polls=str(polls))
+    store.schedule_poll(run, item, min(now + timing.next_poll(polls), deadline))
+    return Outcome.PENDING
+
+
+def _unconfirmed(store: StatusStore, record: ItemRecord, export_index: int) -> Outcome:
+    store.drop_poll(record.run, record.item)
+    error = ConfirmationTimeout(record.heeros_id or "")
+    store.transition(record.run, record.item, State.UNCONFIRMED, export_index=export_index,
+                     message=user_message(error, invoice_number=record.number))
+    log.warning("run=%s invoice=%s not confirmed before the deadline", record.run, record.number)
+    return Outcome.UNCONFIRMED
+
+
+__all__ = [
+    "Heeros",
+    "Outcome",
+    "Resolve",
+    "Target",
+    "Timing",
+    "check_invoice",
+    "fail_item",
+    "failure_kind",
+    "idempotency_key",
+    "send_invoice",
+]

@@ -1,0 +1,78 @@
+"""What one worker process holds for its tasks: settings, store, exports, Heeros clients.
+
+Built once per process, on first use (after the pool has forked), from the
+settings the app was created with. Each thread gets its own Heeros client per
+tenant, so a request never waits for another thread's connection and no
+connection pool is shared between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from worker.client import HeerosClient
+from worker.exportconfig import Export, ExportConfig, load_export_config
+from worker.errors import ConfigError
+from worker.pipeline import Heeros, Target, Timing
+from worker.settings import Settings
+from worker.store import StatusStore, connect
+
+
+class Runtime:
+    """The per-process state tasks share; the tasks themselves stay thin."""
+
+    def __init__(self, settings: Settings, *, config: ExportConfig | None = None) -> None:
+        self.settings = settings
+        self._config = config
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    @cached_property
+    def store(self) -> StatusStore:
+        return StatusStore(connect(self.settings.redis_url), prefix=self.settings.key_prefix)
+
+    @property
+    def config(self) -> ExportConfig:
+        if self._config is None:
+            with self._lock:
+                if self._config is None:
+                    if self.settings.export_config is None:
+                        raise ConfigError(
+                            "no export configuration: set HEEROS_EXPORT_CONFIG to its file"
+                        )
+                    self._config = load_export_config(self.settings.export_config)
+        return self._config
+
+    @cached_property
+    def timing(self) -> Timing:
+        return Timing(
+            poll_first_s=self.settings.poll_first_s,
+            poll_max_s=self.settings.poll_max_s,
+            confirm_deadline_s=self.settings.confirm_deadline_s,
+        )
+
+    def resolve(self, export_name: str) -> tuple[Target, Heeros]:
+        """The export of that name and this thread's client for its Heeros tenant."""
+        export = self.config.export(export_name)
+        clients: dict[str, HeerosClient] | None = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {}
+        client = clients.get(export.name)
+        if client is None:
+            client = clients[export.name] = self._client(export)
+        return export, client
+
+    def _client(self, export: Export) -> HeerosClient:
+        return HeerosClient(
+            base_url=self.settings.base_url,
+            office_code=export.office_code,
+            customer_code=export.customer_code,
+            client_identity=export.file_transfer.client_identity,
+            client_key=export.require_client_key(),
+            connect_timeout=self.settings.connect_timeout_s,
+            read_timeout=self.settings.read_timeout_s,
+        )
+
+
+__all__ = ["Runtime"]

@@ -1,0 +1,352 @@
+"""The status store: runs, their items and each item's state, in Redis.
+
+Every state change goes through one Lua script, so it is atomic and can never
+count twice: an item is a member of exactly one state set of its run, a final
+state is kept unless a re-queue asks otherwise, and the per-kind and
+per-export counters move with the item. Writers record a change *before* they
+act on it (``sending`` before the request to Heeros leaves).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+from pydantic import ValidationError
+
+from worker.errors import InvoiceError, TransientError
+from worker.invoice import Invoice, describe_validation_error
+from worker.keys import POLL_SEPARATOR, Keys, State
+
+_TRANSITION = """
+local item_key, prefix, new, item, force = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local kind, export = ARGV[5], ARGV[6]
+local rank = {queued=0, sending=1, sent=2, exported=3, incomplete=3, failed=3,
+              unconfirmed=3, preview=3}
+local old = redis.call('HGET', item_key, 'state')
+if old and force ~= '1' then
+  if rank[old] == 3 or rank[new] < rank[old] then
+    return {0, old}
+  end
+end
+if old ~= new then
+  if old then redis.call('SREM', prefix .. 's:' .. old, item) end
+  redis.call('SADD', prefix .. 's:' .. new, item)
+  if old then redis.call('HINCRBY', prefix .. 'byexport', export .. ':' .. old, -1) end
+  redis.call('HINCRBY', prefix .. 'byexport', export .. ':' .. new, 1)
+end
+if old == 'failed' then
+  local old_kind = redis.call('HGET', item_key, 'kind')
+  if old_kind then redis.call('HINCRBY', prefix .. 'kinds', old_kind, -1) end
+  redis.call('HDEL', item_key, 'kind')
+end
+if new == 'failed' then
+  redis.call('HINCRBY', prefix .. 'kinds', kind, 1)
+  redis.call('HSET', item_key, 'kind', kind)
+end
+if new == 'sending' then redis.call('HINCRBY', item_key, 'attempts', 1) end
+local fields = {'state', new}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', item_key, unpack(fields))
+return {1, old or ''}
+"""
+
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[3], member)
+end
+return due
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the store keeps of a run besides its items' states."""
+
+    run: str
+    period: str
+    total: int
+    created: float
+    exports: list[str]
+    preview: bool = False
+    label: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One invoice's export within a run, as the store holds it."""
+
+    run: str
+    item: str
+    number: str
+    export: str
+    state: State
+    heeros_id: str | None
+    attempts: int
+    polls: int
+    message: str | None
+    kind: str | None
+    updated: float
+    deadline: float | None
+
+    @classmethod
+    def from_hash(cls, run: str, item: str, raw: Mapping[str, str]) -> ItemRecord:
+        return cls(
+            run=run,
+            item=item,
+            number=raw.get("number", item.rpartition("/")[0]),
+            export=raw.get("export", ""),
+            state=State(raw.get("state", State.QUEUED.value)),
+            heeros_id=raw.get("heeros_id") or None,
+            attempts=int(raw.get("attempts", 0)),
+            polls=int(raw.get("polls", 0)),
+            message=raw.get("message") or None,
+            kind=raw.get("kind") or None,
+            updated=float(raw.get("updated", 0)),
+            deadline=float(raw["deadline"]) if raw.get("deadline") else None,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "item": self.item,
+            "number": self.number,
+            "export": self.export,
+            "state": self.state.value,
+            "heeros_id": self.heeros_id,
+            "attempts": self.attempts,
+            "polls": self.polls,
+            "message": self.message,
+            "kind": self.kind,
+            "updated": self.updated,
+        }
+
+
+def compress_invoice(invoice: Invoice) -> bytes:
+    """The invoice as compact, compressed JSON (its totals are derived again on load)."""
+    return zlib.compress(invoice.model_dump_json(round_trip=True).encode(), 6)
+
+
+def decompress_invoice(blob: bytes, *, number: str) -> Invoice:
+    """The invoice kept by :func:`compress_invoice`."""
+    try:
+        return Invoice.model_validate_json(zlib.decompress(blob))
+    except ValidationError as exc:
+        raise InvoiceError(
+            describe_validation_error(exc, subject=f"invoice {number}"), invoice_number=number
+        ) from exc
+    except zlib.error as exc:
+        raise InvoiceError(f"invoice {number}: the kept copy is damaged", invoice_number=number) from exc
+
+
+class StatusStore:
+    """Reads and writes runs and items; takes its Redis client from the caller."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "hx") -> None:
+        self.redis = client
+        self.keys = Keys(prefix)
+        self._transition = client.register_script(_TRANSITION)
+        self._claim = client.register_script(_CLAIM)
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def next_run_id(self, period: str) -> str:
+        """A run id a person can read: ``PERIOD-0001``, ``PERIOD-0002``, ..."""
+        sequence = int(self._call(self.redis.incr, self.keys.run_sequence(period)))
+        return f"{period}-{sequence:04d}"
+
+    def create_run(
+        self,
+        record: RunRecord,
+        items: Sequence[tuple[str, str, int]],
+        payloads: Mapping[str, bytes],
+        *,
+        chunk: int = 2000,
+    ) -> None:
+        """Record a run, its total first, then its items as queued and their invoices."""
+        keys = self.keys
+        now = f"{time.time():.3f}"
+        head: dict[str, str] = {
+            "total": str(record.total),
+            "period": record.period,
+            "created": f"{record.created:.3f}",
+            "exports": json.dumps(record.exports),
+            "preview": "1" if record.preview else "0",
+            "label": record.label,
+            **record.extra,
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.run(record.run), mapping=head)
+        pipe.zadd(keys.runs, {record.run: record.created})
+        queued = keys.state(record.run, State.QUEUED)
+        counts: dict[str, int] = {}
+        for start in range(0, len(items), chunk):
+            batch = items[start : start + chunk]
+            for item, number, export_index in batch:
+                pipe.hset(
+                    keys.item(record.run, item),
+                    mapping={
+                        "state": State.QUEUED.value,
+                        "number": number,
+                        "export": record.exports[export_index],
+                        "updated": now,
+                    },
+                )
+                counts[f"{export_index}:queued"] = counts.get(f"{export_index}:queued", 0) + 1
+            pipe.sadd(queued, *(item for item, _, _ in batch))
+            for number in {number for _, number, _ in batch}:
+                if number in payloads:
+                    pipe.set(keys.payload(number), payloads[number])
+            self._call(pipe.execute)
+        if counts:
+            pipe.hset(keys.by_export(record.run), mapping={k: str(v) for k, v in counts.items()})
+            self._call(pipe.execute)
+
+    def run_record(self, run: str) -> RunRecord | None:
+        raw = cast(dict[str, str], self._call(self.redis.hgetall, self.keys.run(run)))
+        return run_record_from_hash(run, raw) if raw else None
+
+    def set_run_fields(self, run: str, fields: Mapping[str, str]) -> None:
+        self._call(self.redis.hset, self.keys.run(run), mapping=dict(fields))
+
+    # -- items --------------------------------------------------------------------------
+
+    def save_invoices(self, invoices: Iterable[Invoice]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for invoice in invoices:
+            pipe.set(self.keys.payload(invoice.number), compress_invoice(invoice))
+        self._call(pipe.execute)
+
+    def load_invoice(self, number: str) -> Invoice:
+        blob = cast(bytes | None, self._call(self._raw_get, self.keys.payload(number)))
+        if blob is None:
+            raise InvoiceError(f"invoice {number}: no copy is kept to export", invoice_number=number)
+        return decompress_invoice(blob, number=number)
+
+    def _raw_get(self, key: str) -> bytes | None:
+        # Payloads are binary, while the client decodes answers: ask without decoding.
+        return cast(bytes | None, self.redis.execute_command("GET", key, NEVER_DECODE=True))
+
+    def item(self, run: str, item: str) -> ItemRecord | None:
+        raw = cast(dict[str, str], self._call(self.redis.hgetall, self.keys.item(run, item)))
+        return ItemRecord.from_hash(run, item, raw) if raw else None
+
+    def items(self, run: str, members: Sequence[str]) -> list[ItemRecord]:
+        pipe = self.redis.pipeline(transaction=False)
+        for member in members:
+            pipe.hgetall(self.keys.item(run, member))
+        answers = cast(list[dict[str, str]], self._call(pipe.execute))
+        return [
+            ItemRecord.from_hash(run, member, raw)
+            for member, raw in zip(members, answers, strict=True)
+            if raw
+        ]
+
+    def transition(
+        self,
+        run: str,
+        item: str,
+        state: State,
+        *,
+        export_index: int,
+        kind: str = "",
+        force: bool = False,
+        **fields: str,
+    ) -> bool:
+        """Move an item to ``state`` with ``fields``; False when a final state stood."""
+        fields.setdefault("updated", f"{time.time():.3f}")
+        args: list[str] = [
+            self.keys.run(run) + ":",
+            state.value,
+            item,
+            "1" if force else "0",
+            kind,
+            str(export_index),
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        result = cast(
+            list[Any], self._call(self._transition, keys=[self.keys.item(run, item)], args=args)
+        )
+        return bool(int(result[0]))
+
+    # -- polls --------------------------------------------------------------------------
+
+    def schedule_poll(self, run: str, item: str, due: float) -> None:
+        member = f"{run}{POLL_SEPARATOR}{item}"
+        self._call(self.redis.zadd, self.keys.polls, {member: due})
+
+    def drop_poll(self, run: str, item: str) -> None:
+        self._call(self.redis.zrem, self.keys.polls, f"{run}{POLL_SEPARATOR}{item}")
+
+    def claim_polls(self, *, now: float, limit: int, lease_s: float) -> list[tuple[str, str]]:
+        """Take up to ``limit`` due polls; each is due again after the lease unless rescheduled."""
+        members = cast(
+            list[str],
+            self._call(self._claim, keys=[self.keys.polls], args=[now, limit, now + lease_s]),
+        )
+        claimed = []
+        for member in members:
+            run, _, item = member.partition(POLL_SEPARATOR)
+            claimed.append((run, item))
+        return claimed
+
+    def polls_pending(self) -> int:
+        return int(self._call(self.redis.zcard, self.keys.polls))
+
+    def next_poll_due(self) -> float | None:
+        first = cast(
+            list[tuple[str, float]],
+            self._call(self.redis.zrange, self.keys.polls, 0, 0, withscores=True),
+        )
+        return float(first[0][1]) if first else None
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @staticmethod
+    def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise TransientError(f"the status store (Redis) is unreachable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise TransientError(f"the status store (Redis) failed: {exc}") from exc
+
+
+def run_record_from_hash(run: str, raw: Mapping[str, str]) -> RunRecord:
+    known = {"total", "period", "created", "exports", "preview", "label"}
+    return RunRecord(
+        run=run,
+        period=raw.get("period", ""),
+        total=int(raw.get("total", 0)),
+        created=float(raw.get("created", 0)),
+        exports=list(json.loads(raw.get("exports", "[]"))),
+        preview=raw.get("preview") == "1",
+        label=raw.get("label", ""),
+        extra={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client for the status store, answers decoded as text."""
+    return redis.Redis.from_url(
+        url, decode_responses=True, health_check_interval=30, socket_keepalive=True
+    )
+
+
+__all__ = [
+    "ItemRecord",
+    "RunRecord",
+    "StatusStore",
+    "compress_invoice",
+    "connect",
+    "decompress_invoice",
+    "run_record_from_hash",
+]

@@ -1,0 +1,94 @@
+"""The Celery tasks: thin, like web views. Each decodes its arguments, calls the
+pipeline and maps errors to retries; the logic lives in :mod:`worker.pipeline`.
+
+``heeros.export_invoice`` sends one invoice (queue ``heeros.send``);
+``heeros.poll_due`` checks a batch of sent invoices whose status is due (queue
+``heeros.poll``): checking many in one task is cheaper than a task per poll,
+and no task ever sleeps waiting for Heeros.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, cast
+
+from celery import Task, shared_task
+
+from worker.errors import ExportError, HeerosRateLimited, PermanentError, TransientError
+from worker.pipeline import check_invoice, fail_item, send_invoice
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SEND_TASK = "heeros.export_invoice"
+POLL_TASK = "heeros.poll_due"
+SEND_QUEUE = "heeros.send"
+POLL_QUEUE = "heeros.poll"
+
+
+def runtime_of(task: Task[Any, Any]) -> Runtime:
+    """The worker process's runtime, kept on the app by ``create_app``."""
+    return cast(Runtime, task.app.heeros_runtime)  # type: ignore[attr-defined]
+
+
+def retry_delay(retries: int, error: ExportError, *, base: float, cap: float) -> float:
+    """Exponential backoff with jitter; a 429's Retry-After is a floor."""
+    delay = min(cap, base * (2 ** min(retries, 20))) * random.uniform(0.5, 1.0)
+    if isinstance(error, HeerosRateLimited):
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+@shared_task(bind=True, name=SEND_TASK, acks_late=True, reject_on_worker_lost=True,
+             max_retries=None, ignore_result=True)
+def export_invoice(self: Task[Any, Any], run: str, item: str) -> str:
+    """Send one invoice of a run to its export in Heeros."""
+    runtime = runtime_of(self)
+    settings = runtime.settings
+    try:
+        return send_invoice(runtime.store, runtime.resolve, run, item,
+                            timing=runtime.timing).value
+    except TransientError as error:
+        retries = self.request.retries
+        if retries >= settings.retry_max:
+            record = runtime.store.item(run, item)
+            if record is not None:
+                fail_item(runtime.store, record, error)
+            return "failed"
+        delay = retry_delay(retries, error, base=settings.retry_base_s, cap=settings.retry_max_s)
+        log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, retries + 1, delay, error)
+        raise self.retry(countdown=delay, exc=error) from error
+    except PermanentError as error:
+        # A permanent error outside the pipeline's own handling (configuration).
+        record = runtime.store.item(run, item)
+        if record is not None:
+            fail_item(runtime.store, record, error)
+        return "failed"
+
+
+@shared_task(bind=True, name=POLL_TASK, acks_late=True, ignore_result=True)
+def poll_due(self: Task[Any, Any]) -> int:
+    """Check the status of up to a batch of sent invoices whose poll is due."""
+    runtime = runtime_of(self)
+    settings = runtime.settings
+    claimed = runtime.store.claim_polls(
+        now=time.time(), limit=settings.poll_batch, lease_s=2 * settings.read_timeout_s + 5
+    )
+    if len(claimed) == settings.poll_batch:
+        # A full batch means more are due: fan out while the backlog lasts.
+        self.apply_async()
+    for run, item in claimed:
+        try:
+            check_invoice(runtime.store, runtime.resolve, run, item, timing=runtime.timing)
+        except TransientError as error:
+            log.info("run=%s item=%s status not known yet: %s", run, item, error)
+        except PermanentError as error:
+            record = runtime.store.item(run, item)
+            if record is not None:
+                fail_item(runtime.store, record, error)
+    return len(claimed)
+
+
+__all__ = ["POLL_QUEUE", "POLL_TASK", "SEND_QUEUE", "SEND_TASK", "export_invoice", "poll_due"]
