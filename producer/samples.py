@@ -130,7 +130,7 @@ def sample_invoice(
         reference=reference,
         payment_terms="14 pv netto",
         buyer_reference=f"Tilaus {number % 1000}",
-        credited_invoice=str(number - 1) if credit else None,
+        credited_invoice=str(number - 1) if credit and number > 0 else None,
         seller_account=SELLER_ACCOUNT,
         free_text="Kiitos tilauksestanne!" if number % 3 == 0 else None,
         seller=SELLER,

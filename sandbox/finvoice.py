@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib.resources import files
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from lxml import etree
 
@@ -97,7 +97,8 @@ def parse(content: str, encoding: str) -> tuple[Tree | None, list[Problem]]:
     except etree.XMLSyntaxError as exc:
         return None, [Problem("/", f"not well-formed XML: {exc.msg}")]
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = tree.docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         return None, [Problem("/", "a DOCTYPE (DTD or entity declarations) is not allowed")]
     return tree, []
 
@@ -108,7 +109,7 @@ def schema_problems(tree: Tree) -> list[Problem]:
     if checker.validate(tree):
         return []
     problems = []
-    for entry in checker.error_log:
+    for entry in cast(Any, checker.error_log):
         problems.append(Problem(entry.path or "/", entry.message))
         if len(problems) >= MAX_SCHEMA_PROBLEMS:
             break
@@ -143,13 +144,15 @@ def path_of(tree: Tree, element: Element, child: str | None = None) -> str:
 
 def rows(tree: Tree) -> list[Element]:
     """The invoice rows that carry their own data (not the ones made of sub-rows)."""
-    return [row for row in tree.getroot().iterfind("InvoiceRow") if row.find("SubInvoiceRow") is None]
+    found = tree.getroot().iterfind("InvoiceRow")
+    return [row for row in found if row.find("SubInvoiceRow") is None]
 
 
 def facts(tree: Tree) -> Facts:
     """What the registers need from a document that passed parsing."""
     root = tree.getroot()
-    return Facts(buyer=_buyer(tree, root.find("BuyerPartyDetails")), **_row_facts(tree))
+    articles, codings = _row_facts(tree)
+    return Facts(_buyer(tree, root.find("BuyerPartyDetails")), articles, codings)
 
 
 def _buyer(tree: Tree, party: Element | None) -> Buyer | None:
@@ -172,9 +175,9 @@ def _buyer(tree: Tree, party: Element | None) -> Buyer | None:
 def postal_address(details: Element | None) -> dict[str, str] | None:
     if details is None:
         return None
-    streets = [s.text.strip() for s in details.iterfind("BuyerStreetName") if s.text and s.text.strip()]
+    streets = [s.text.strip() for s in details.iterfind("BuyerStreetName") if s.text]
     fields = {
-        "street": ", ".join(streets),
+        "street": ", ".join(street for street in streets if street),
         "postCode": text(details, "BuyerPostCodeIdentifier") or "",
         "town": text(details, "BuyerTownName") or "",
         "countryCode": text(details, "CountryCode") or "",
@@ -182,7 +185,7 @@ def postal_address(details: Element | None) -> dict[str, str] | None:
     return {name: value for name, value in fields.items() if value}
 
 
-def _row_facts(tree: Tree) -> dict[str, tuple[Article, ...] | tuple[Coding, ...]]:
+def _row_facts(tree: Tree) -> tuple[tuple[Article, ...], tuple[Coding, ...]]:
     articles: list[Article] = []
     codings: list[Coding] = []
     for row in rows(tree):
@@ -203,7 +206,7 @@ def _row_facts(tree: Tree) -> dict[str, tuple[Article, ...] | tuple[Coding, ...]
             value = text(row, child)
             if value is not None:
                 codings.append(Coding(path_of(tree, row, child), kind, value))
-    return {"articles": tuple(articles), "codings": tuple(codings)}
+    return tuple(articles), tuple(codings)
 
 
 __all__ = [

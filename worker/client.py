@@ -378,7 +378,8 @@ class HeerosClient:
             )
         except httpx.HTTPError as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            reason = f"{type(exc).__name__}: {self._scrub(str(exc))}".rstrip(": ")
+            detail = self._scrub(str(exc))
+            reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
             logger.warning(
                 "heeros %s %s tt=%s la=%s failed after %.0f ms: %s",
                 operation,

@@ -43,8 +43,9 @@ VAT_RATES: frozenset[Decimal] = frozenset(
 
 
 def money(value: Decimal) -> Decimal:
-    """Round to the cent, half up, as invoices do."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    """Round to the cent, half up, as invoices do (never a negative zero)."""
+    rounded = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return rounded if rounded else abs(rounded)
 
 
 def _vat_rate(value: Decimal) -> Decimal:
@@ -126,6 +127,14 @@ class DeliveryPeriod(_Model):
         return self
 
 
+def _same_company(business_id: str | None, vat_number: str | None) -> None:
+    if business_id and vat_number and vat_number.startswith("FI"):
+        if vat_number[2:] != business_id.replace("-", ""):
+            raise ValueError(
+                f"VAT number {vat_number} does not belong to business ID {business_id}"
+            )
+
+
 class Seller(_Model):
     """The transport firm that invoices."""
 
@@ -134,6 +143,11 @@ class Seller(_Model):
     vat_number: VatNumber
     address: Address
     contact: Contact | None = None
+
+    @model_validator(mode="after")
+    def _vat_matches(self) -> Seller:
+        _same_company(self.business_id, self.vat_number)
+        return self
 
 
 class Customer(_Model):
@@ -150,6 +164,7 @@ class Customer(_Model):
 
     @model_validator(mode="after")
     def _einvoice_pair(self) -> Customer:
+        _same_company(self.business_id, self.vat_number)
         if (self.einvoice_address is None) != (self.einvoice_operator is None):
             raise ValueError("an e-invoice address needs its operator, and an operator its address")
         return self
@@ -270,7 +285,7 @@ class Invoice(_Model):
                 "make it a credit note"
             )
         if self.customer.business_id and not self.customer.vat_number:
-            # Finvoice and Heeros expect a business buyer's VAT number; derive the Finnish one.
+            # Finvoice and Heeros expect a business buyer's VAT number.
             raise ValueError("customer.vat_number is required when customer.business_id is set")
         return self
 
@@ -286,7 +301,7 @@ def _location(loc: Iterable[int | str]) -> str:
     path = ""
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
-    return path or "invoice"
+    return path
 
 
 def describe_validation_error(exc: ValidationError, *, subject: str) -> str:
@@ -294,7 +309,8 @@ def describe_validation_error(exc: ValidationError, *, subject: str) -> str:
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{_location(error['loc'])}: {message}")
+        where = _location(error["loc"])
+        problems.append(f"{where}: {message}" if where else message)
     return f"{subject}: " + "; ".join(problems)
 
 

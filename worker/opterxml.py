@@ -28,7 +28,7 @@ from enum import Enum
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from types import NoneType, UnionType
+from types import MappingProxyType, NoneType, UnionType
 from typing import Annotated, Any, Literal, NamedTuple, Protocol, Union, cast, get_args, get_origin
 
 from lxml import etree
@@ -128,7 +128,7 @@ class _Slot(NamedTuple):
     attr: str
     kind: _Kind
     model: type[BaseModel] = BaseModel
-    names: Mapping[str, str] = {}
+    names: Mapping[str, str] = MappingProxyType({})
 
 
 class _LogEntry(Protocol):
@@ -154,7 +154,7 @@ def _slot(attr: str, annotation: Any) -> _Slot:
         return _Slot(attr, "model", annotation)
     elif isinstance(annotation, type) and issubclass(annotation, Enum):
         return _Slot(attr, "enum", names={enum_member_name(m): m.value for m in annotation})
-    elif annotation in (Decimal, date, bool):
+    elif annotation in _SCALARS:
         return _Slot(attr, _SCALARS[annotation])
     raise TypeError(f"{attr}: {annotation!r} has no Opter XML form")
 
@@ -184,7 +184,9 @@ def _nil(source: str, element: etree._Element) -> bool:
         if name != NIL:
             raise _error(source, element, f"unexpected attribute {name!s} on <{element.tag}>")
         if value not in _BOOLEAN:
-            raise _error(source, element, f"xsi:nil on <{element.tag}> is {value!r}, not true")
+            raise _error(
+                source, element, f"xsi:nil on <{element.tag}> is {value!r}, not true or false"
+            )
         nil = _BOOLEAN[value]
     if nil and (len(element) or (element.text and not element.text.isspace())):
         raise _error(source, element, f"<{element.tag}> is nil (xsi:nil) but has content")

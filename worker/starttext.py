@@ -72,14 +72,18 @@ def parse_start_text(text: str, *, export: str = "") -> SendOptions:
                 f"{where}Start text line {number}: {name} must be true or false,"
                 f" not {value!r}"
             )
+        if field in lines:
+            raise ConfigError(
+                f"{where}Start text line {number}: {name} is set again"
+                f" (first on line {lines[field]})"
+            )
         values[field] = value.lower() == "true"
         lines[field] = number
-    if values.get("move_only_to_ledger") and values.get("send_to_customer"):
-        number = max(lines["move_only_to_ledger"], lines["send_to_customer"])
-        raise ConfigError(
-            f"{where}Start text line {number}: only one of MoveOnlyToLedger and"
-            " SendToCustomer may be true"
-        )
+        if values.get("move_only_to_ledger") and values.get("send_to_customer"):
+            raise ConfigError(
+                f"{where}Start text line {number}: only one of MoveOnlyToLedger and"
+                " SendToCustomer may be true"
+            )
     return replace(SendOptions(), **values)
 
 

@@ -152,7 +152,7 @@ def test_one_login_serves_two_clients_with_the_same_credentials() -> None:
 
 
 def test_other_credentials_or_base_url_log_in_separately() -> None:
-    server = FakeHeeros(ACCEPTED, ACCEPTED, ACCEPTED)
+    server = FakeHeeros(*[ACCEPTED] * 4)
     send(make_client(server))
     send(make_client(server, key="another-key"))
     send(make_client(server, base_url="https://heeros.test/sales-invoice-service-v1/"))
@@ -163,6 +163,7 @@ def test_other_credentials_or_base_url_log_in_separately() -> None:
         "LtpaToken=tok-1",
         "LtpaToken=tok-2",
         "LtpaToken=tok-1",
+        "LtpaToken=tok-3",
     ]
 
 
