@@ -9,7 +9,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import httpx
 import redis
 from rich.console import Console
 
@@ -18,6 +17,7 @@ from producer.samples import sample_invoices
 from producer.services import (
     LocalProcess,
     redis_server_available,
+    sandbox_received,
     start_redis,
     start_sandbox,
     start_worker,
@@ -115,31 +115,14 @@ def run_demo(*, count: int = 300, latency_ms: int = 100) -> int:
 
         summary = show_progress(store, run, timeout=600)
         print_summary(store, summary)
-        received = httpx.get(f"{sandbox.url}/_admin/received", timeout=10).json()
-        stored = _stored_counts(received)
-        twice = sum(1 for n in stored.values() if n > 1)
+        stored = sandbox_received(sandbox.url)
+        twice = sum(1 for entry in stored.values() if entry["stored"] > 1)
         console.print(f"Heeros sandbox holds {len(stored)} invoices; stored twice: {twice}")
         console.print(f"Logs and configuration: {folder}")
         return 0 if summary.state is RunState.COMPLETE and twice == 0 else 1
     finally:
         for process in reversed(started):
             process.stop()
-
-
-def _stored_counts(received: object) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    tenants = received.get("tenants", received) if isinstance(received, dict) else received
-    if isinstance(tenants, dict):
-        tenants = list(tenants.values())
-    for tenant in tenants if isinstance(tenants, list) else []:
-        invoices = tenant.get("invoices", tenant) if isinstance(tenant, dict) else []
-        if isinstance(invoices, dict):
-            invoices = [{"externalReference": k, **v} for k, v in invoices.items()]
-        for entry in invoices:
-            if isinstance(entry, dict):
-                key = str(entry.get("externalReference"))
-                counts[key] = counts.get(key, 0) + int(entry.get("stored", 0))
-    return counts
 
 
 __all__ = ["run_demo"]

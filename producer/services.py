@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -136,6 +137,17 @@ def start_sandbox(*, port: int | None = None, args: Sequence[str] = (),
     return process
 
 
+def sandbox_received(url: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The sandbox's read-out of what reached it: (tt, la, invoice number) -> counts."""
+    answer = httpx.get(f"{url}/_admin/received", timeout=30)
+    answer.raise_for_status()
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for tenant in answer.json()["tenants"]:
+        for entry in tenant["received"]:
+            found[(tenant["tt"], tenant["la"], entry["externalReference"])] = entry
+    return found
+
+
 def start_worker(*, env: Mapping[str, str], name: str = "worker", args: Sequence[str] = (),
                  log_dir: Path | None = None, timeout: float = 60) -> LocalProcess:
     """A Celery worker process of the exporter, waited for until it is ready."""
@@ -155,6 +167,7 @@ __all__ = [
     "LocalProcess",
     "free_port",
     "redis_server_available",
+    "sandbox_received",
     "start_redis",
     "start_sandbox",
     "start_worker",
