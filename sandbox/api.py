@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -58,7 +59,7 @@ class ContractApi:
         if token is None:
             return error(401, "AUTH_FAILED", "unknown username or wrong API key")
         ttl = self.heeros.knobs.token_ttl_s
-        expires_in = int(ttl) if ttl is not None else NOMINAL_TTL_S
+        expires_in = math.ceil(ttl) if ttl is not None else NOMINAL_TTL_S
         return JSONResponse({"token": token, "expiresIn": expires_in})
 
     def _authorised(self, request: Request) -> bool:

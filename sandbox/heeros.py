@@ -128,8 +128,9 @@ class Heeros:
 
     def lookup(self, tt: str, la: str, external_reference: str) -> list[Invoice]:
         tenant = self.ledger.find(tt, la)
-        invoice_id = tenant.by_reference.get(external_reference) if tenant is not None else None
-        return [tenant.invoices[invoice_id]] if tenant is not None and invoice_id else []
+        if tenant is None or external_reference not in tenant.by_reference:
+            return []
+        return [tenant.invoices[tenant.by_reference[external_reference]]]
 
     def note(self, tt: str, la: str, external_reference: str, answer: str) -> None:
         self.ledger.tenant(tt, la).note(external_reference, answer)

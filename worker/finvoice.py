@@ -8,10 +8,11 @@ ISO-8859-15, with an XML declaration. The transform is the shipped
 mapping) or the path of a user's ``.xsl`` file.
 
 Transforms and the schema are compiled once per process. A transform runs with
-every file and network access denied (``document()``, ``xsl:include`` of other
-files and ``exsl:document`` fail), and stylesheets are parsed without a DTD,
-entities or network. The transform's own ``xsl:output`` is not used: the
-document is always serialized as XML in the export's encoding.
+every file and network access denied (``document()`` and ``exsl:document`` fail);
+its stylesheet is parsed without a DTD, entities or network, so only its own
+local ``xsl:include``/``xsl:import`` files are read, when it is compiled. The
+transform's own ``xsl:output`` is not used: the document is always serialized
+as XML in the export's encoding.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ _NO_ACCESS: etree.XSLTAccessControl = etree.XSLTAccessControl.DENY_ALL  # type: 
 class _LogEntry(Protocol):
     line: int
     message: str
+    level_name: str
 
 
 class _Logged(Protocol):
@@ -83,11 +85,11 @@ def _joined(lines: list[str], fallback: object) -> str:
 
 
 def _stylesheet_source(name: str) -> tuple[bytes, str]:
-    if name == DEFAULT_TRANSFORM:
-        resource = files("worker") / "data" / f"{DEFAULT_TRANSFORM}.xsl"
-        return resource.read_bytes(), f"{DEFAULT_TRANSFORM}.xsl"
-    path = Path(name)
     try:
+        if name == DEFAULT_TRANSFORM:
+            resource = files("worker") / "data" / f"{DEFAULT_TRANSFORM}.xsl"
+            return resource.read_bytes(), f"{DEFAULT_TRANSFORM}.xsl"
+        path = Path(name)
         return path.read_bytes(), str(path.absolute())
     except FileNotFoundError as exc:
         raise TransformError(f"transform {name}: the file does not exist") from exc
@@ -117,6 +119,12 @@ def compile_transform(name: str) -> Transform:
     except etree.LxmlError as exc:
         lines = _messages(exc.error_log)
         raise TransformError(f"transform {name} does not compile: {_joined(lines, exc)}") from exc
+    # libxslt compiles past some errors (an unknown xsl: element) and skips them when run.
+    errors = [
+        entry for entry in cast(_Logged, xslt).error_log if entry.level_name in ("ERROR", "FATAL")
+    ]
+    if errors:
+        raise TransformError(f"transform {name} does not compile: {'; '.join(_messages(errors))}")
     return Transform(name, xslt)
 
 
@@ -149,8 +157,13 @@ def transform_invoice(invoice: Invoice, transform: str = DEFAULT_TRANSFORM) -> e
 @cache
 def _schema() -> etree.XMLSchema:
     resource = files("worker") / "data" / "Finvoice3.0.xsd"
-    document = etree.fromstring(resource.read_bytes(), _parser(), base_url="Finvoice3.0.xsd")
-    return etree.XMLSchema(document)
+    try:
+        document = etree.fromstring(resource.read_bytes(), _parser(), base_url="Finvoice3.0.xsd")
+        return etree.XMLSchema(document)
+    except (OSError, etree.LxmlError) as exc:
+        raise SchemaError(
+            f"the Finvoice 3.0 schema in worker/data cannot be loaded: {exc}"
+        ) from exc
 
 
 def _serialize(root: etree._Element, encoding: str) -> bytes:

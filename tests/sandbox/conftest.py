@@ -57,6 +57,12 @@ class Sample:
         self.find(path).text = value
         return self
 
+    def set_all(self, path: str, value: str) -> Sample:
+        """Set the text of every element matching ``path``."""
+        for element in self.root.iterfind(path):
+            element.text = value
+        return self
+
     def remove(self, path: str) -> Sample:
         element = self.find(path)
         element.getparent().remove(element)
@@ -82,6 +88,7 @@ class Sample:
 
     def text(self, encoding: str = "UTF-8") -> str:
         data = etree.tostring(self.root, xml_declaration=True, encoding=encoding)
+        assert isinstance(data, bytes)
         return data.decode(encoding)
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Api, Clock, Sample
+    from tests.sandbox.conftest import Api, Clock, Sample
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from sandbox import finvoice, rules
 from sandbox.finvoice import Problem
 
 if TYPE_CHECKING:
-    from conftest import Sample
+    from tests.sandbox.conftest import Sample
 
 
 def problems_of(sample: Sample, encoding: str = "UTF-8") -> list[Problem]:
@@ -83,8 +83,7 @@ def test_schema_errors_carry_the_element_path(sample: Sample) -> None:
 def test_schema_errors_are_capped(sample: Sample) -> None:
     for _ in range(80):
         sample.copy_row()
-    for row in sample.root.findall("InvoiceRow"):
-        row.find("UnitPriceAmount").text = "1.0"
+    sample.set_all("InvoiceRow/UnitPriceAmount", "1.0")
     tree, _ = finvoice.parse(sample.text(), "UTF-8")
     assert tree is not None
     assert len(finvoice.schema_problems(tree)) == finvoice.MAX_SCHEMA_PROBLEMS

@@ -16,7 +16,7 @@ from sandbox import Knobs, create_app
 from sandbox.connection import ConnectionNotAbortedError
 
 if TYPE_CHECKING:
-    from conftest import Api, Clock
+    from tests.sandbox.conftest import Api, Clock
 
 pytestmark = pytest.mark.anyio
 
@@ -188,9 +188,9 @@ async def test_received_lists_every_tenant(api: Api) -> None:
     await api.send(reference="1")
     await api.tenant("00080", "001").send(reference="2")
     body = (await api.http.get("/_admin/received")).json()
-    assert [(t["tt"], t["la"], [e["externalReference"] for e in t["received"]]) for t in body[
-        "tenants"
-    ]] == [("00079", "001", ["1"]), ("00080", "001", ["2"])]
+    assert [
+        (t["tt"], t["la"], [e["externalReference"] for e in t["received"]]) for t in body["tenants"]
+    ] == [("00079", "001", ["1"]), ("00080", "001", ["2"])]
     entry = body["tenants"][0]["received"][0]
     assert set(entry) == {
         "externalReference",

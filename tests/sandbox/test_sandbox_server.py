@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,11 +21,12 @@ import typer
 import uvicorn
 from starlette.applications import Starlette
 from typer.testing import CliRunner
+from uvicorn.config import LOGGING_CONFIG
 
 from sandbox import Knobs, create_app, server
 
 if TYPE_CHECKING:
-    from conftest import Sample
+    from tests.sandbox.conftest import Sample
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = {"tt": "00079", "la": "001"}
@@ -91,9 +91,10 @@ def send_body(content: str, reference: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_login_and_send_over_http(protocol: str, sample: Sample) -> None:
-    with served(create_app(Knobs(confirm_after_s=0)), protocol) as url, httpx.Client(
-        base_url=url
-    ) as http:
+    with (
+        served(create_app(Knobs(confirm_after_s=0)), protocol) as url,
+        httpx.Client(base_url=url) as http,
+    ):
         cookie = login(http)
         answer = http.post(
             "/sales-invoices",
@@ -148,7 +149,9 @@ async def test_keeps_up_with_200_invoices_a_second_with_latency(sample: Sample) 
     app = create_app(Knobs(latency_ms=200))
     with served(app) as url:
         async with httpx.AsyncClient(base_url=url) as first:
-            cookie = (await first.post("/auth/login", json={"username": "demo", "apiKey": "demo-key"})).json()
+            cookie = (
+                await first.post("/auth/login", json={"username": "demo", "apiKey": "demo-key"})
+            ).json()
 
         async def client(number: int) -> None:
             limits = httpx.Limits(max_connections=50)
@@ -213,7 +216,12 @@ def test_python_dash_m_sandbox_serves(free_port: int, sample: Sample) -> None:
                     pass
                 assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.1)
-            assert http.post("/auth/login", json={"username": "demo", "apiKey": "demo-key"}).status_code == 401
+            assert (
+                http.post(
+                    "/auth/login", json={"username": "demo", "apiKey": "demo-key"}
+                ).status_code
+                == 401
+            )
             cookie = login(http, "tester", "secret")
             answer = http.post(
                 "/sales-invoices",
@@ -291,8 +299,11 @@ def test_the_command_refuses_bad_options(monkeypatch: pytest.MonkeyPatch, args: 
     assert seen == {}
 
 
-def test_the_log_config_routes_sandbox_lines() -> None:
+def test_the_log_config_routes_sandbox_lines_to_uvicorns_handler() -> None:
     config = server.log_config("debug")
-    assert config["loggers"]["sandbox"]["level"] == "DEBUG"
-    logging.config.dictConfig(config) if False else None
-    assert isinstance(config["handlers"], Mapping)
+    assert config["loggers"]["sandbox"] == {
+        "handlers": ["default"],
+        "level": "DEBUG",
+        "propagate": False,
+    }
+    assert "sandbox" not in LOGGING_CONFIG["loggers"]

@@ -90,8 +90,16 @@ def _row(
     )
 
 
-def _transport(code: str, description: str, quantity: str, price: str, rate: str, account: str,
-               day: int, waybill: str) -> InvoiceRow:
+def _transport(
+    code: str,
+    description: str,
+    quantity: str,
+    price: str,
+    rate: str,
+    account: str,
+    day: int,
+    waybill: str,
+) -> InvoiceRow:
     return _row(
         code,
         description,
@@ -130,11 +138,18 @@ def vat_rates() -> Invoice:
         "2026110001",
         [
             _transport("KULJ", "Kappaletavarakuljetus", "12", "42.50", "25.5", "3000", 3, "RK1001"),
-            _transport("PAKK", "Pakkasrahti, elintarvikkeet", "1250.5", "0.3850", "25.5", "3010",
-                       4, "RK1002"),
+            _transport(
+                "PAKK",
+                "Pakkasrahti, elintarvikkeet",
+                "1250.5",
+                "0.3850",
+                "25.5",
+                "3010",
+                4,
+                "RK1002",
+            ),
             _transport("ODOT", "Odotusaika", "1.25", "65.00", "25.5", "3020", 4, "RK1002"),
-            _transport("RUOK", "Elintarvikkeiden välitys", "3", "9.80", "14", "3050", 5,
-                       "RK1003"),
+            _transport("RUOK", "Elintarvikkeiden välitys", "3", "9.80", "14", "3050", 5, "RK1003"),
             _transport("RAVI", "Ravintolatoimitus", "2", "19.90", "13.5", "3055", 6, "RK1004"),
             _transport("KIRJ", "Kirjakuljetus", "10", "12.00", "10", "3040", 7, "RK1005"),
             _transport("VAKU", "Kuljetusvakuutus", "1", "15.00", "0", "3060", 7, "RK1005"),
@@ -149,10 +164,10 @@ def credit_note() -> Invoice:
     return _invoice(
         "2026110051",
         [
-            _transport("KULJ", "Kappaletavarakuljetus, hyvitys", "-2", "42.50", "25.5", "3000",
-                       3, "RK1001"),
-            _transport("KIRJ", "Kirjakuljetus, hyvitys", "-1", "12.00", "10", "3040", 7,
-                       "RK1005"),
+            _transport(
+                "KULJ", "Kappaletavarakuljetus, hyvitys", "-2", "42.50", "25.5", "3000", 3, "RK1001"
+            ),
+            _transport("KIRJ", "Kirjakuljetus, hyvitys", "-1", "12.00", "10", "3040", 7, "RK1005"),
         ],
         type=InvoiceType.CREDIT_NOTE,
         credited_invoice="2026110001",
@@ -166,10 +181,19 @@ def scandinavian_letters() -> Invoice:
     return _invoice(
         "2026110002",
         [
-            _transport("KULJ", "Kuljetus Öljysatama – Åland, säkkitavara", "4", "42.50", "25.5",
-                       "3000", 10, "RK2001"),
-            _transport("LAVA", "Lavakuljetus EUR-lava, Ådalen", "6", "18.90", "25.5", "3000",
-                       11, "RK2002"),
+            _transport(
+                "KULJ",
+                "Kuljetus Öljysatama – Åland, säkkitavara",
+                "4",
+                "42.50",
+                "25.5",
+                "3000",
+                10,
+                "RK2001",
+            ),
+            _transport(
+                "LAVA", "Lavakuljetus EUR-lava, Ådalen", "6", "18.90", "25.5", "3000", 11, "RK2002"
+            ),
         ],
         customer=Customer(
             customer_number="1002",
@@ -238,7 +262,8 @@ def long_texts() -> Invoice:
         ),
         buyer_reference="Tilaus 4471 / Jakelukeskus Oulu / Kylmävarasto, vastaanottaja Ville K",
         free_text=" ".join(
-            f"Kappale {n}: kuljetus toimitettiin sovitusti, kuittaus rahtikirjassa." for n in range(1, 21)
+            f"Kappale {n}: kuljetus toimitettiin sovitusti, kuittaus rahtikirjassa."
+            for n in range(1, 21)
         ),
     )
 
@@ -248,8 +273,9 @@ def consumer() -> Invoice:
     return _invoice(
         "2026110004",
         [
-            _row(None, "Muuttokuljetus, pakettiauto ja kuljettaja", "3.5", "58.00", "25.5",
-                 unit="h"),
+            _row(
+                None, "Muuttokuljetus, pakettiauto ja kuljettaja", "3.5", "58.00", "25.5", unit="h"
+            ),
             _row(None, "Kilometrikorvaus", "42", "1.20", "25.5", unit="km"),
         ],
         seller=SELLER.model_copy(update={"contact": None}),
@@ -263,8 +289,11 @@ def foreign_buyer() -> Invoice:
     """A Swedish buyer: VAT number without a Finnish business ID, English language."""
     return _invoice(
         "2026110005",
-        [_transport("KULJ", "Kappaletavarakuljetus Tukholmaan", "8", "95.00", "0", "3100", 12,
-                    "RK5001")],
+        [
+            _transport(
+                "KULJ", "Kappaletavarakuljetus Tukholmaan", "8", "95.00", "0", "3100", 12, "RK5001"
+            )
+        ],
         customer=Customer(
             customer_number="1004",
             name="Nordic Freight AB",
@@ -286,8 +315,16 @@ def einvoice_buyer() -> Invoice:
         "2026110006",
         [
             _transport("KULJ", "Kappaletavarakuljetus", "20", "42.50", "25.5", "3000", 2, "RK6001"),
-            _transport("KULJ", "Kappaletavarakuljetus, elokuun jälkitoimitus", "2", "41.00", "24",
-                       "3000", 2, "RK6002"),
+            _transport(
+                "KULJ",
+                "Kappaletavarakuljetus, elokuun jälkitoimitus",
+                "2",
+                "41.00",
+                "24",
+                "3000",
+                2,
+                "RK6002",
+            ),
         ],
         customer=VIRTANEN.model_copy(
             update={"einvoice_address": "003726174164", "einvoice_operator": "003721291126"}
@@ -400,9 +437,12 @@ def test_credit_note_is_negative_and_names_the_credited_invoice() -> None:
     [(finnish_reference(20261107), "SPY"), (creditor_reference("20261107"), "ISO")],
 )
 def test_reference_scheme(reference: str, scheme: str) -> None:
-    document = render_finvoice(_invoice("2026110007", [_row(None, "Kuljetus", "1", "10", "0")],
-                                        reference=reference))
-    node = _tree(document).find("EpiDetails/EpiPaymentInstructionDetails/EpiRemittanceInfoIdentifier")
+    document = render_finvoice(
+        _invoice("2026110007", [_row(None, "Kuljetus", "1", "10", "0")], reference=reference)
+    )
+    node = _tree(document).find(
+        "EpiDetails/EpiPaymentInstructionDetails/EpiRemittanceInfoIdentifier"
+    )
     assert node is not None
     assert (node.text, node.get("IdentificationSchemeName")) == (reference, scheme)
 
@@ -435,9 +475,17 @@ def test_long_texts_are_cut_or_split() -> None:
     assert "".join(_text(document, "InvoiceRow/RowFreeText")) == description
     assert invoice.free_text is not None
     assert "".join(_text(document, "InvoiceDetails/InvoiceFreeText")) == invoice.free_text
+    # Pieces end at a space; payment terms have room for two pieces only.
+    pieces = _text(document, "InvoiceDetails/InvoiceFreeText")
+    assert [len(text) <= 512 and text[-1] == " " for text in pieces[:-1]] == [True, True]
     terms = _text(document, "InvoiceDetails/PaymentTermsDetails/PaymentTermsFreeText")
-    assert [len(text) for text in terms] == [70, 70]
-    assert _text(document, "SellerPartyDetails/SellerOrganisationName") == [invoice.seller.name[:70]]
+    assert invoice.payment_terms is not None
+    assert [len(text) <= 70 for text in terms] == [True, True]
+    assert invoice.payment_terms.startswith("".join(terms))
+    assert terms[0].endswith(" ")
+    assert _text(document, "SellerPartyDetails/SellerOrganisationName") == [
+        invoice.seller.name[:70]
+    ]
     assert _text(document, "BuyerPartyDetails/BuyerPostalAddressDetails/BuyerStreetName") == [
         "Kauppakatu 22 B, lastauslaituri 4 ("
     ]
@@ -579,6 +627,25 @@ def test_transform_cannot_include_over_the_network(tmp_path: Path) -> None:
         compile_transform(_user_transform(tmp_path, text))
 
 
+def test_transform_may_include_its_own_local_files(tmp_path: Path) -> None:
+    helpers = tmp_path / "helpers.xsl"
+    helpers.write_text(
+        '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+        '<xsl:template name="greeting"><hello/></xsl:template></xsl:stylesheet>',
+        encoding="utf-8",
+    )
+    text = _stylesheet('<root><xsl:call-template name="greeting"/></root>').replace(
+        "<xsl:template", '<xsl:include href="helpers.xsl"/><xsl:template', 1
+    )
+    root = transform_invoice(consumer(), _user_transform(tmp_path, text))
+    assert [child.tag for child in root] == ["hello"]
+
+
+def test_transform_path_that_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(TransformError, match="cannot be read"):
+        compile_transform(str(tmp_path))
+
+
 def test_transform_without_an_element(tmp_path: Path) -> None:
     path = _user_transform(
         tmp_path,
@@ -616,7 +683,7 @@ def test_output_that_is_not_finvoice(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "invoice 2026110004" in message
     assert "Nonsense" in message
-    assert "line 3" in message  # the line in the document as render_finvoice writes it
+    assert "line 4" in message  # the line in the document as render_finvoice writes it
     assert caught.value.errors
     assert caught.value.errors[0] in message
 
@@ -635,7 +702,9 @@ def test_validate_names_the_invoice_and_each_error() -> None:
     document = render_finvoice(vat_rates())
     broken = (
         document.replace(b"<InvoiceTypeCode>INV01", b"<InvoiceTypeCode>BAD01")
-        .replace(b'Format="CCYYMMDD">20261130</InvoiceDate>', b'Format="CCYYMMDD">30.11.</InvoiceDate>')
+        .replace(
+            b'Format="CCYYMMDD">20261130</InvoiceDate>', b'Format="CCYYMMDD">30.11.</InvoiceDate>'
+        )
         .replace(b"<RowVatRatePercent>0<", b"<RowVatRatePercent>zero<")
         .replace(b'<EpiCharge ChargeOption="SHA">', b'<EpiCharge ChargeOption="ALL">')
     )
@@ -652,6 +721,6 @@ def test_validate_names_the_invoice_and_each_error() -> None:
 
 
 def test_validate_refuses_what_is_not_xml() -> None:
-    with pytest.raises(SchemaError, match="invoice 7: .*not well-formed") as caught:
+    with pytest.raises(SchemaError, match=r"invoice 7: .*not well-formed") as caught:
         validate_finvoice(b"<Finvoice Version='3.0'>", invoice_number="7")
     assert caught.value.errors

@@ -10,8 +10,8 @@
     unit prices and VAT rates have the decimals they need ("1,5", "0,385", "25,5").
   - Dates are CCYYMMDD with Format="CCYYMMDD".
   - Texts are cut to the schema's maximum lengths. Free texts that the schema lets
-    repeat (InvoiceFreeText, RowFreeText, PaymentTermsFreeText) are split into
-    several elements instead, so that nothing is lost.
+    repeat (InvoiceFreeText, RowFreeText; PaymentTermsFreeText twice) are split
+    into several elements at spaces instead, so that nothing is lost.
   - The encoding is not set here: the caller serializes the result in the
     encoding of the export (UTF-8 or ISO-8859-15).
 
@@ -317,23 +317,57 @@
     </xsl:choose>
   </xsl:template>
 
-  <!-- The text in elements of at most $size characters, at most $count of them. -->
+  <!--
+    The text in elements of at most $size characters, at most $count of them. A piece
+    ends after its last space when it has one, so that words stay whole; the pieces
+    joined give the text back (up to what $count leaves out).
+  -->
   <xsl:template name="pieces">
     <xsl:param name="element"/>
     <xsl:param name="text"/>
     <xsl:param name="size"/>
     <xsl:param name="count" select="-1"/>
     <xsl:if test="$text != '' and $count != 0">
+      <xsl:variable name="space">
+        <xsl:if test="string-length($text) &gt; $size and $count != 1
+                      and substring($text, $size + 1, 1) != ' '">
+          <xsl:call-template name="last-space">
+            <xsl:with-param name="text" select="substring($text, 1, $size)"/>
+          </xsl:call-template>
+        </xsl:if>
+      </xsl:variable>
+      <xsl:variable name="length">
+        <xsl:choose>
+          <xsl:when test="number($space) &gt; 0"><xsl:value-of select="$space"/></xsl:when>
+          <xsl:otherwise><xsl:value-of select="$size"/></xsl:otherwise>
+        </xsl:choose>
+      </xsl:variable>
       <xsl:element name="{$element}">
-        <xsl:value-of select="substring($text, 1, $size)"/>
+        <xsl:value-of select="substring($text, 1, $length)"/>
       </xsl:element>
       <xsl:call-template name="pieces">
         <xsl:with-param name="element" select="$element"/>
-        <xsl:with-param name="text" select="substring($text, $size + 1)"/>
+        <xsl:with-param name="text" select="substring($text, $length + 1)"/>
         <xsl:with-param name="size" select="$size"/>
         <xsl:with-param name="count" select="$count - 1"/>
       </xsl:call-template>
     </xsl:if>
+  </xsl:template>
+
+  <!-- The position of the last space in $text, 0 when it has none. -->
+  <xsl:template name="last-space">
+    <xsl:param name="text"/>
+    <xsl:param name="offset" select="0"/>
+    <xsl:choose>
+      <xsl:when test="contains($text, ' ')">
+        <xsl:call-template name="last-space">
+          <xsl:with-param name="text" select="substring-after($text, ' ')"/>
+          <xsl:with-param name="offset"
+              select="$offset + string-length(substring-before($text, ' ')) + 1"/>
+        </xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="$offset"/></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 
 </xsl:stylesheet>
