@@ -17,7 +17,7 @@ from celery import Celery
 from worker.errors import InvoiceError
 from worker.exportconfig import ExportConfig
 from worker.invoice import Invoice
-from worker.keys import State, item_id
+from worker.keys import State, item_id, split_item
 from worker.messages import user_message
 from worker.pipeline import failure_kind
 from worker.store import RunRecord, StatusStore, compress_invoice
@@ -87,6 +87,7 @@ def start_run(
     period: str,
     rejected: Iterable[Rejected] = (),
     label: str = "",
+    run: str | None = None,
 ) -> RunStarted:
     """Record a run of ``invoices`` and queue one task per invoice and export."""
     refused = list(rejected)
@@ -98,7 +99,7 @@ def start_run(
     exports, items, warnings = plan_items(config, invoices)
     if refused and not exports:
         exports.append(config.exports_for("")[0].name if config.exports else "")
-    run = store.next_run_id(period)
+    run = run or store.next_run_id(period)
     total = len(items) + len(refused)
     payloads = {invoice.number: compress_invoice(invoice) for invoice in invoices}
     store.create_run(
@@ -136,9 +137,96 @@ def _publish(app: Celery, run: str, items: Sequence[str]) -> None:
             app.send_task(SEND_TASK, args=(run, item), queue=SEND_QUEUE, producer=producer)
 
 
-def requeue_items(app: Celery, run: str, items: Sequence[str]) -> None:
-    """Queue the send task again for items already back in the queued state."""
-    _publish(app, run, items)
+def close_period(
+    app: Celery,
+    store: StatusStore,
+    config: ExportConfig,
+    invoices: Sequence[Invoice],
+    *,
+    period: str,
+    rejected: Iterable[Rejected] = (),
+) -> RunStarted:
+    """Export a closed period once: closing it again answers with the run it already has."""
+    run = store.next_run_id(period)
+    if not store.claim_period(period, run):
+        existing = store.period_run(period) or run
+        record = store.run_record(existing)
+        total = record.total if record else 0
+        return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
+    return start_run(app, store, config, invoices, period=period, rejected=rejected,
+                     label=f"close {period}", run=run)
 
 
-__all__ = ["Rejected", "RunStarted", "plan_items", "requeue_items", "start_run"]
+def export_again(
+    app: Celery,
+    store: StatusStore,
+    config: ExportConfig,
+    numbers: Sequence[str],
+    *,
+    period: str,
+) -> RunStarted:
+    """A new run of invoices already known from closed periods, from their kept copies.
+
+    Heeros sees the same idempotency key as before, so an invoice it already has
+    is not created twice: the run records it with the id Heeros names.
+    """
+    invoices: list[Invoice] = []
+    refused: list[Rejected] = []
+    for number in dict.fromkeys(numbers):
+        try:
+            invoices.append(store.load_invoice(number))
+        except InvoiceError as error:
+            refused.append(Rejected(number=number, error=error))
+    return start_run(app, store, config, invoices, period=period, rejected=refused,
+                     label="export " + " ".join(list(dict.fromkeys(numbers))[:5])
+                     + (" ..." if len(numbers) > 5 else ""))
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What a re-queue did."""
+
+    run: str
+    failed: int
+    unconfirmed: int
+
+    @property
+    def total(self) -> int:
+        return self.failed + self.unconfirmed
+
+
+def requeue_run(app: Celery, store: StatusStore, run: str) -> Requeued:
+    """Queue a run's failed and unconfirmed invoices again (only those).
+
+    An unconfirmed invoice, and a failed one that had reached the sending step,
+    goes back as ``sending``: its task asks Heeros first (``find``) and only sends
+    when Heeros does not have it, so nothing is sent twice.
+    """
+    counts = {State.FAILED: 0, State.UNCONFIRMED: 0}
+    for state in (State.FAILED, State.UNCONFIRMED):
+        members = store.members(run, state)
+        again: list[str] = []
+        for record in store.items(run, members):
+            _, export_index = split_item(record.item)
+            reached = state is State.UNCONFIRMED or record.attempts > 0
+            target = State.SENDING if reached else State.QUEUED
+            if store.transition(run, record.item, target, export_index=export_index,
+                                force=True, message="", requeued="1"):
+                again.append(record.item)
+        _publish(app, run, again)
+        counts[state] = len(again)
+    log.info("run=%s re-queued %d failed and %d unconfirmed invoices", run,
+             counts[State.FAILED], counts[State.UNCONFIRMED])
+    return Requeued(run=run, failed=counts[State.FAILED], unconfirmed=counts[State.UNCONFIRMED])
+
+
+__all__ = [
+    "Rejected",
+    "Requeued",
+    "RunStarted",
+    "close_period",
+    "export_again",
+    "plan_items",
+    "requeue_run",
+    "start_run",
+]

@@ -209,6 +209,17 @@ class StatusStore:
             pipe.hset(keys.by_export(record.run), mapping={k: str(v) for k, v in counts.items()})
             self._call(pipe.execute)
 
+    def claim_period(self, period: str, run: str) -> bool:
+        """Tie a period to its run; False when the period already has one."""
+        return bool(self._call(self.redis.set, self.keys.period(period), run, nx=True))
+
+    def period_run(self, period: str) -> str | None:
+        return cast(str | None, self._call(self.redis.get, self.keys.period(period)))
+
+    def members(self, run: str, state: State) -> list[str]:
+        """Every item of the run in ``state`` (for re-queues; pages are in the aggregator)."""
+        return sorted(cast(set[str], self._call(self.redis.smembers, self.keys.state(run, state))))
+
     def run_record(self, run: str) -> RunRecord | None:
         raw = cast(dict[str, str], self._call(self.redis.hgetall, self.keys.run(run)))
         return run_record_from_hash(run, raw) if raw else None

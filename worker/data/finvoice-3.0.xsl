@@ -28,7 +28,12 @@
   - Reference: EpiRemittanceInfoIdentifier with IdentificationSchemeName="ISO" for
     an RF creditor reference, "SPY" for a Finnish reference number.
   - Buyer's reference: BuyerReferenceIdentifier. Customer number: BuyerCode.
+    Customer language: InvoiceRecipientLanguageCode.
+  - Type: INV01 / 380 / "LASKU" for an invoice, INV02 / 381 / "HYVITYSLASKU" for a
+    credit note, which also names the credited invoice (OriginalInvoiceNumber).
   - Delivery period: DeliveryDetails/DeliveryPeriodDetails.
+  - Seller's contact: a phone number is cut to 35 characters like a text; an
+    e-mail address longer than the 70 allowed is left out (a cut one is wrong).
   - MessageTransmissionDetails is left out: it needs the seller's own e-invoice
     address and intermediator, which the invoice does not carry; Heeros, which
     sends the invoice on, addresses it. SellerInformationDetails/InvoiceRecipientDetails
