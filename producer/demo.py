@@ -102,13 +102,15 @@ def run_demo(*, count: int = 300, latency_ms: int = 100) -> int:
         }
         started.append(start_worker(env=env, name="demo-worker", log_dir=folder))
         console.print("Worker: started")
-        settings = Settings(redis_url=url, base_url=sandbox.url, export_config=config_path,
-                            key_prefix="hxdemo")
+        settings = Settings(
+            redis_url=url, base_url=sandbox.url, export_config=config_path, key_prefix="hxdemo"
+        )
         store = StatusStore(connect(url), prefix=settings.key_prefix)
         config = load_export_config(config_path, {"HEEROS_CLIENT_KEY": DEMO_KEY})
         invoices = list(sample_invoices(count, period="2026-11"))
-        run = start_run(create_app(settings), store, config, invoices, period="2026-11",
-                        label="demo").run
+        run = start_run(
+            create_app(settings), store, config, invoices, period="2026-11", label="demo"
+        ).run
         console.print(f"Closed period 2026-11: run {run}, {count} invoices queued")
 
         from producer.cli import print_summary, show_progress

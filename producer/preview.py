@@ -56,8 +56,15 @@ def preview_run(
     exports, items, warnings = plan_items(config, invoices)
     run = store.next_run_id(period)
     store.create_run(
-        RunRecord(run=run, period=period, total=len(items) + len(refused), created=time.time(),
-                  exports=exports or [""], preview=True, label=f"preview {period}"),
+        RunRecord(
+            run=run,
+            period=period,
+            total=len(items) + len(refused),
+            created=time.time(),
+            exports=exports or [""],
+            preview=True,
+            label=f"preview {period}",
+        ),
         items,
         {invoice.number: compress_invoice(invoice) for invoice in invoices},
     )
@@ -73,28 +80,45 @@ def preview_run(
     for item, number, index in items:
         export = config.export(exports[index])
         try:
-            document = render_finvoice(by_number[number], export.transform,
-                                       encoding=export.encoding)
+            document = render_finvoice(
+                by_number[number], export.transform, encoding=export.encoding
+            )
         except PermanentError as error:
             failed += 1
-            store.transition(run, item, State.FAILED, export_index=index,
-                             kind=failure_kind(error),
-                             message=user_message(error, invoice_number=number))
+            store.transition(
+                run,
+                item,
+                State.FAILED,
+                export_index=index,
+                kind=failure_kind(error),
+                message=user_message(error, invoice_number=number),
+            )
             continue
         if out_dir is not None:
             (Path(folders[export.name]) / f"{number}.xml").write_bytes(document)
         written += 1
         per_export[export.name] = per_export.get(export.name, 0) + 1
-        store.transition(run, item, State.PREVIEW, export_index=index,
-                         bytes=str(len(document)))
+        store.transition(run, item, State.PREVIEW, export_index=index, bytes=str(len(document)))
     for rejection in refused:
         failed += 1
-        store.transition(run, item_id(rejection.number, 0), State.FAILED, export_index=0,
-                         kind=failure_kind(rejection.error), number=rejection.number,
-                         message=user_message(rejection.error, invoice_number=rejection.number))
-    return PreviewResult(run=run, total=len(items) + len(refused), written=written,
-                         failed=failed, per_export=per_export, folders=folders,
-                         warnings=warnings)
+        store.transition(
+            run,
+            item_id(rejection.number, 0),
+            State.FAILED,
+            export_index=0,
+            kind=failure_kind(rejection.error),
+            number=rejection.number,
+            message=user_message(rejection.error, invoice_number=rejection.number),
+        )
+    return PreviewResult(
+        run=run,
+        total=len(items) + len(refused),
+        written=written,
+        failed=failed,
+        per_export=per_export,
+        folders=folders,
+        warnings=warnings,
+    )
 
 
 __all__ = ["PreviewResult", "preview_run"]

@@ -103,8 +103,9 @@ def start_run(
     total = len(items) + len(refused)
     payloads = {invoice.number: compress_invoice(invoice) for invoice in invoices}
     store.create_run(
-        RunRecord(run=run, period=period, total=total, created=time.time(), exports=exports,
-                  label=label),
+        RunRecord(
+            run=run, period=period, total=total, created=time.time(), exports=exports, label=label
+        ),
         items,
         payloads,
     )
@@ -116,16 +117,25 @@ def start_run(
         per_export[exports[index]] = per_export.get(exports[index], 0) + 1
     for warning in warnings:
         log.warning("run=%s %s", run, warning)
-    log.info("run=%s period=%s queued %d items, %d rejected", run, period, len(items),
-             len(refused))
-    return RunStarted(run=run, total=total, queued=len(items), rejected=len(refused),
-                      per_export=per_export, warnings=warnings)
+    log.info("run=%s period=%s queued %d items, %d rejected", run, period, len(items), len(refused))
+    return RunStarted(
+        run=run,
+        total=total,
+        queued=len(items),
+        rejected=len(refused),
+        per_export=per_export,
+        warnings=warnings,
+    )
 
 
 def _record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None:
     item = item_id(rejection.number, 0)
     store.transition(
-        run, item, State.FAILED, export_index=0, kind=failure_kind(rejection.error),
+        run,
+        item,
+        State.FAILED,
+        export_index=0,
+        kind=failure_kind(rejection.error),
         number=rejection.number,
         message=user_message(rejection.error, invoice_number=rejection.number),
     )
@@ -153,8 +163,16 @@ def close_period(
         record = store.run_record(existing)
         total = record.total if record else 0
         return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
-    return start_run(app, store, config, invoices, period=period, rejected=rejected,
-                     label=f"close {period}", run=run)
+    return start_run(
+        app,
+        store,
+        config,
+        invoices,
+        period=period,
+        rejected=rejected,
+        label=f"close {period}",
+        run=run,
+    )
 
 
 def export_again(
@@ -177,9 +195,17 @@ def export_again(
             invoices.append(store.load_invoice(number))
         except InvoiceError as error:
             refused.append(Rejected(number=number, error=error))
-    return start_run(app, store, config, invoices, period=period, rejected=refused,
-                     label="export " + " ".join(list(dict.fromkeys(numbers))[:5])
-                     + (" ..." if len(numbers) > 5 else ""))
+    return start_run(
+        app,
+        store,
+        config,
+        invoices,
+        period=period,
+        rejected=refused,
+        label="export "
+        + " ".join(list(dict.fromkeys(numbers))[:5])
+        + (" ..." if len(numbers) > 5 else ""),
+    )
 
 
 @dataclass(frozen=True)
@@ -210,13 +236,24 @@ def requeue_run(app: Celery, store: StatusStore, run: str) -> Requeued:
             _, export_index = split_item(record.item)
             reached = state is State.UNCONFIRMED or record.attempts > 0
             target = State.SENDING if reached else State.QUEUED
-            if store.transition(run, record.item, target, export_index=export_index,
-                                force=True, message="", requeued="1"):
+            if store.transition(
+                run,
+                record.item,
+                target,
+                export_index=export_index,
+                force=True,
+                message="",
+                requeued="1",
+            ):
                 again.append(record.item)
         _publish(app, run, again)
         counts[state] = len(again)
-    log.info("run=%s re-queued %d failed and %d unconfirmed invoices", run,
-             counts[State.FAILED], counts[State.UNCONFIRMED])
+    log.info(
+        "run=%s re-queued %d failed and %d unconfirmed invoices",
+        run,
+        counts[State.FAILED],
+        counts[State.UNCONFIRMED],
+    )
     return Requeued(run=run, failed=counts[State.FAILED], unconfirmed=counts[State.UNCONFIRMED])
 
 

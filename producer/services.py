@@ -70,13 +70,21 @@ class LocalProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _spawn(name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-           log_dir: Path | None = None) -> LocalProcess:
+def _spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+) -> LocalProcess:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="heeros-"))
     log_path = log_dir / f"{name}.log"
     with log_path.open("ab") as log:
-        popen = subprocess.Popen(  # noqa: S603 - argv is built here, never from input
-            list(argv), stdout=log, stderr=subprocess.STDOUT, env=dict(env or os.environ),
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env or os.environ),
             start_new_session=True,
         )
     return LocalProcess(name=name, popen=popen, log_path=log_path)
@@ -101,15 +109,32 @@ def redis_server_available() -> bool:
     return shutil.which("redis-server") is not None
 
 
-def start_redis(*, port: int | None = None, appendonly: bool = False,
-                data_dir: Path | None = None, log_dir: Path | None = None) -> LocalProcess:
+def start_redis(
+    *,
+    port: int | None = None,
+    appendonly: bool = False,
+    data_dir: Path | None = None,
+    log_dir: Path | None = None,
+) -> LocalProcess:
     """A private redis-server on a free port; AOF on when ``appendonly``."""
     port = port or free_port()
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="heeros-redis-"))
     argv = [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec",
-        "--dir", str(data_dir), "--maxmemory-policy", "noeviction",
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if appendonly else "no",
+        "--appendfsync",
+        "everysec",
+        "--dir",
+        str(data_dir),
+        "--maxmemory-policy",
+        "noeviction",
     ]
     process = _spawn(f"redis-{port}", argv, log_dir=log_dir)
     process.url = f"redis://127.0.0.1:{port}/0"
@@ -121,9 +146,13 @@ def start_redis(*, port: int | None = None, appendonly: bool = False,
     return process
 
 
-def start_sandbox(*, port: int | None = None, args: Sequence[str] = (),
-                  log_dir: Path | None = None, env: Mapping[str, str] | None = None
-                  ) -> LocalProcess:
+def start_sandbox(
+    *,
+    port: int | None = None,
+    args: Sequence[str] = (),
+    log_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LocalProcess:
     """The Heeros sandbox server on a free port."""
     port = port or free_port()
     argv = [sys.executable, "-m", "sandbox", "--port", str(port), *args]
@@ -148,11 +177,26 @@ def sandbox_received(url: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     return found
 
 
-def start_worker(*, env: Mapping[str, str], name: str = "worker", args: Sequence[str] = (),
-                 log_dir: Path | None = None, timeout: float = 60) -> LocalProcess:
+def start_worker(
+    *,
+    env: Mapping[str, str],
+    name: str = "worker",
+    args: Sequence[str] = (),
+    log_dir: Path | None = None,
+    timeout: float = 60,
+) -> LocalProcess:
     """A Celery worker process of the exporter, waited for until it is ready."""
-    argv = [sys.executable, "-m", "producer.cli", "worker", "-n", f"{name}@%h",
-            "--loglevel", "INFO", *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "producer.cli",
+        "worker",
+        "-n",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        *args,
+    ]
     process = _spawn(name, argv, env=env, log_dir=log_dir)
 
     def ready() -> bool:

@@ -107,10 +107,10 @@ def summarize(store: StatusStore, run: str) -> RunSummary | None:
     kinds = {k: int(v) for k, v in cast(dict[str, str], answers[-2]).items()}
     by_export: dict[str, dict[str, int]] = {}
     for field, value in cast(dict[str, str], answers[-1]).items():
-        index, _, state = field.partition(":")
+        index, _, state_name = field.partition(":")
         name = record.exports[int(index)] if int(index) < len(record.exports) else index
         if int(value):
-            by_export.setdefault(name, {})[state] = int(value)
+            by_export.setdefault(name, {})[state_name] = int(value)
     return RunSummary(
         run=run,
         period=record.period,

@@ -16,17 +16,18 @@ from celery import Celery, bootsteps
 
 from worker.runtime import Runtime
 from worker.settings import Settings
-from worker.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK
+from worker.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+SWEEP_EVERY_S = 30
 
 
 class PollHeartbeat(bootsteps.StartStopStep):
     """Starts a poll task each second while polls are due, once across all workers."""
 
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
@@ -43,12 +44,19 @@ class PollHeartbeat(bootsteps.StartStopStep):
     def beat(self, parent: Any) -> None:
         app = parent.app
         runtime: Runtime = app.heeros_runtime
+        store = runtime.store
         try:
-            due = runtime.store.next_poll_due()
+            # One beat of all the workers' beats wins each interval (SET NX with expiry).
+            if store.redis.set(
+                store.keys.limiter("sweepbeat"), "1", nx=True, px=SWEEP_EVERY_S * 1000
+            ):
+                app.send_task(SWEEP_TASK, queue=POLL_QUEUE)
+            due = store.next_poll_due()
             if due is None or due > time.time():
                 return
-            lock = runtime.store.keys.limiter("pollbeat")
-            if runtime.store.redis.set(lock, "1", nx=True, px=int(HEARTBEAT_S * 900)):
+            if store.redis.set(
+                store.keys.limiter("pollbeat"), "1", nx=True, px=int(HEARTBEAT_S * 900)
+            ):
                 app.send_task(POLL_TASK, queue=POLL_QUEUE)
         except Exception:  # the timer must survive a Redis outage
             log.warning("poll heartbeat skipped: Redis or broker unavailable", exc_info=True)
@@ -72,7 +80,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_default_queue=SEND_QUEUE,
-        task_routes={SEND_TASK: {"queue": SEND_QUEUE}, POLL_TASK: {"queue": POLL_QUEUE}},
+        task_routes={
+            SEND_TASK: {"queue": SEND_QUEUE},
+            POLL_TASK: {"queue": POLL_QUEUE},
+            SWEEP_TASK: {"queue": POLL_QUEUE},
+        },
         worker_prefetch_multiplier=1,
         worker_send_task_events=True,
         task_send_sent_event=True,

@@ -16,7 +16,8 @@ drives retries is transient against permanent::
     │   └── ConfirmationTimeout   no confirmation before the deadline
     └── TransientError            worth another try later
         ├── HeerosUnavailable     network error, timeout or 5xx
-        └── HeerosRateLimited     429, with the Retry-After Heeros gave
+        ├── HeerosRateLimited     429, with the Retry-After Heeros gave
+        └── Throttled             held back by the shared limits on requests to a tenant
 
 Third-party errors (httpx, lxml, redis, pydantic) are wrapped where they are
 caught, with ``raise ... from exc``; callers only ever see this tree. No error
@@ -128,6 +129,15 @@ class HeerosRateLimited(TransientError):
         self.retry_after = retry_after
 
 
+class Throttled(TransientError):
+    """Raised when the shared limits on requests to a Heeros tenant hold a request back."""
+
+    def __init__(self, tenant: str, retry_after: float) -> None:
+        super().__init__(f"requests to Heeros tenant {tenant} held back for {retry_after:.2f} s")
+        self.tenant = tenant
+        self.retry_after = retry_after
+
+
 __all__ = [
     "ConfigError",
     "ConfirmationTimeout",
@@ -141,6 +151,7 @@ __all__ = [
     "LoginError",
     "PermanentError",
     "SchemaError",
+    "Throttled",
     "TransformError",
     "TransientError",
     "ValidationEntry",

@@ -33,9 +33,7 @@ def normalize_business_id(value: str) -> str:
 
 def finnish_reference_check_digit(base: str) -> int:
     """The check digit of a Finnish reference number's base (weights 7, 3, 1 from the right)."""
-    total = sum(
-        int(d) * _REFERENCE_WEIGHTS[i % 3] for i, d in enumerate(reversed(base))
-    )
+    total = sum(int(d) * _REFERENCE_WEIGHTS[i % 3] for i, d in enumerate(reversed(base)))
     return (10 - total % 10) % 10
 
 

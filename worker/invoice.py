@@ -128,11 +128,9 @@ class DeliveryPeriod(_Model):
 
 
 def _same_company(business_id: str | None, vat_number: str | None) -> None:
-    if business_id and vat_number and vat_number.startswith("FI"):
-        if vat_number[2:] != business_id.replace("-", ""):
-            raise ValueError(
-                f"VAT number {vat_number} does not belong to business ID {business_id}"
-            )
+    finnish = bool(business_id and vat_number and vat_number.startswith("FI"))
+    if finnish and vat_number and business_id and vat_number[2:] != business_id.replace("-", ""):
+        raise ValueError(f"VAT number {vat_number} does not belong to business ID {business_id}")
 
 
 class Seller(_Model):

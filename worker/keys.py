@@ -10,6 +10,7 @@ A run ``R`` of invoices is kept as::
     {p}:item:R:ITEM           hash  state, Heeros id, attempts, message, times
     {p}:payload:NUMBER        str   the invoice, compressed JSON
     {p}:polls                 zset  "R ITEM" -> when its status is next due
+    {p}:inflight              zset  "R ITEM" -> last change, for items not yet final
     {p}:period:PERIOD         str   the run that closed the period
     {p}:runseq:PERIOD         int   the last run number of the period
 
@@ -72,6 +73,10 @@ class Keys:
     @property
     def polls(self) -> str:
         return f"{self.prefix}:polls"
+
+    @property
+    def inflight(self) -> str:
+        return f"{self.prefix}:inflight"
 
     def run(self, run: str) -> str:
         return f"{self.prefix}:run:{run}"

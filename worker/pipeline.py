@@ -86,6 +86,11 @@ class Timing:
     poll_max_s: float = 30.0
     confirm_deadline_s: float = 600.0
 
+    @property
+    def grace_s(self) -> float:
+        """How long past the deadline a status that could not be asked is asked again."""
+        return max(60.0, 4 * self.poll_max_s)
+
     def next_poll(self, polls: int) -> float:
         """The wait before poll number ``polls + 1``: doubling from the first, capped."""
         return float(min(self.poll_first_s * (2 ** min(polls, 16)), self.poll_max_s))
@@ -132,7 +137,10 @@ def fail_item(
     message = user_message(error, invoice_number=record.number)
     log.warning(
         "run=%s invoice=%s export=%s failed: %s",
-        record.run, record.number, record.export, message,
+        record.run,
+        record.number,
+        record.export,
+        message,
     )
     _, export_index = split_item(record.item)
     store.drop_poll(record.run, record.item)
@@ -231,29 +239,41 @@ def check_invoice(
         _, client = resolve(record.export)
         status = client.status(record.heeros_id)
     except TransientError:
-        if now >= deadline:
+        # Heeros could not be asked: that is no answer, so ask again, a while past the deadline.
+        if now >= deadline + timing.grace_s:
             return _unconfirmed(store, record, export_index)
-        store.schedule_poll(run, item, min(now + timing.next_poll(record.polls), deadline))
+        store.schedule_poll(run, item, now + timing.next_poll(record.polls))
         raise
     except PermanentError as error:
         fail_item(store, record, error)
         return Outcome.FAILED
     if status.state is RemoteState.CONFIRMED:
         store.drop_poll(run, item)
-        store.transition(run, item, State.EXPORTED, export_index=export_index,
-                         heeros_status=status.heeros_status)
+        store.transition(
+            run, item, State.EXPORTED, export_index=export_index, heeros_status=status.heeros_status
+        )
         log.info("run=%s invoice=%s exported (%s)", run, record.number, status.heeros_status)
         return Outcome.EXPORTED
     if status.state is RemoteState.INCOMPLETE:
         store.drop_poll(run, item)
-        error = InvoiceIncomplete(record.heeros_id)
-        store.transition(run, item, State.INCOMPLETE, export_index=export_index,
-                         heeros_status=status.heeros_status,
-                         message=user_message(error, invoice_number=record.number))
+        incomplete = InvoiceIncomplete(record.heeros_id)
+        store.transition(
+            run,
+            item,
+            State.INCOMPLETE,
+            export_index=export_index,
+            heeros_status=status.heeros_status,
+            message=user_message(incomplete, invoice_number=record.number),
+        )
         return Outcome.INCOMPLETE
     if status.state is RemoteState.ERROR:
-        fail_item(store, record, HeerosRefusedError(
-            status.error_code or "ERROR", status.error_message or "processing failed"))
+        fail_item(
+            store,
+            record,
+            HeerosRefusedError(
+                status.error_code or "ERROR", status.error_message or "processing failed"
+            ),
+        )
         return Outcome.FAILED
     if now >= deadline:
         return _unconfirmed(store, record, export_index)
@@ -266,8 +286,13 @@ def check_invoice(
 def _unconfirmed(store: StatusStore, record: ItemRecord, export_index: int) -> Outcome:
     store.drop_poll(record.run, record.item)
     error = ConfirmationTimeout(record.heeros_id or "")
-    store.transition(record.run, record.item, State.UNCONFIRMED, export_index=export_index,
-                     message=user_message(error, invoice_number=record.number))
+    store.transition(
+        record.run,
+        record.item,
+        State.UNCONFIRMED,
+        export_index=export_index,
+        message=user_message(error, invoice_number=record.number),
+    )
     log.warning("run=%s invoice=%s not confirmed before the deadline", record.run, record.number)
     return Outcome.UNCONFIRMED
 

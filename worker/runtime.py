@@ -11,9 +11,12 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 
+import redis
+
 from worker.client import HeerosClient
-from worker.exportconfig import Export, ExportConfig, load_export_config
 from worker.errors import ConfigError
+from worker.exportconfig import Export, ExportConfig, load_export_config
+from worker.limiter import LimitedHeeros, Limits, TenantLimiter
 from worker.pipeline import Heeros, Target, Timing
 from worker.settings import Settings
 from worker.store import StatusStore, connect
@@ -45,6 +48,14 @@ class Runtime:
         return self._config
 
     @cached_property
+    def broker_redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.broker, socket_timeout=5)
+
+    def queue_length(self, queue: str) -> int:
+        """Messages waiting in a Celery queue on the Redis broker."""
+        return int(self.broker_redis.llen(queue))
+
+    @cached_property
     def timing(self) -> Timing:
         return Timing(
             poll_first_s=self.settings.poll_first_s,
@@ -52,15 +63,28 @@ class Runtime:
             confirm_deadline_s=self.settings.confirm_deadline_s,
         )
 
+    @cached_property
+    def limiter(self) -> TenantLimiter:
+        settings = self.settings
+        limits = Limits(
+            per_second=settings.tenant_rps,
+            concurrent=settings.tenant_concurrency,
+            lease_s=settings.connect_timeout_s + settings.read_timeout_s + 5,
+        )
+        return TenantLimiter(self.store.redis, keys=self.store.keys, limits=limits)
+
     def resolve(self, export_name: str) -> tuple[Target, Heeros]:
         """The export of that name and this thread's client for its Heeros tenant."""
         export = self.config.export(export_name)
-        clients: dict[str, HeerosClient] | None = getattr(self._local, "clients", None)
+        clients: dict[str, Heeros] | None = getattr(self._local, "clients", None)
         if clients is None:
             clients = self._local.clients = {}
         client = clients.get(export.name)
         if client is None:
-            client = clients[export.name] = self._client(export)
+            tenant = f"{export.office_code}-{export.customer_code}"
+            client = clients[export.name] = LimitedHeeros(
+                self._client(export), self.limiter, tenant
+            )
         return export, client
 
     def _client(self, export: Export) -> HeerosClient:

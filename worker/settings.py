@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     """Heeros is slow: its own client waits 15 s."""
     concurrency: int = Field(32, ge=1)
     """Tasks one worker process runs at once (threads): sends and polls wait on Heeros."""
+    tenant_rps: float = Field(500.0, ge=0)
+    """Requests per second to one Heeros tenant, across all workers (0: no limit)."""
+    tenant_concurrency: int = Field(100, ge=0)
+    """Requests in flight to one Heeros tenant, across all workers (0: no limit)."""
+    sweep_after_s: float = Field(0.0, ge=0)
+    """An unfinished item untouched this long is queued again (0: visibility timeout + 2 min)."""
     api_token: SecretStr | None = None
     """The bearer token the producer's HTTP API and dashboard require."""
 
@@ -62,6 +68,11 @@ class Settings(BaseSettings):
                 f"visibility_timeout_s ({self.visibility_timeout_s} s)"
             )
         return self
+
+    @property
+    def stale_after_s(self) -> float:
+        """When an unfinished item no task holds any more is queued again."""
+        return self.sweep_after_s or self.visibility_timeout_s + self.retry_max_s + 120
 
     @property
     def broker(self) -> str:

@@ -57,20 +57,16 @@ def parse_start_text(text: str, *, export: str = "") -> SendOptions:
         if not line:
             continue
         if "=" not in line:
-            raise ConfigError(
-                f"{where}Start text line {number} {line!r}: expected parameter=value"
-            )
+            raise ConfigError(f"{where}Start text line {number} {line!r}: expected parameter=value")
         name, _, value = (part.strip() for part in line.partition("="))
         field = _PARAMETERS.get(name.lower())
         if field is None:
             raise ConfigError(
-                f"{where}Start text line {number}: unknown parameter {name!r}"
-                f" (known: {_NAMES})"
+                f"{where}Start text line {number}: unknown parameter {name!r} (known: {_NAMES})"
             )
         if value.lower() not in ("true", "false"):
             raise ConfigError(
-                f"{where}Start text line {number}: {name} must be true or false,"
-                f" not {value!r}"
+                f"{where}Start text line {number}: {name} must be true or false, not {value!r}"
             )
         if field in lines:
             raise ConfigError(

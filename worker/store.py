@@ -51,8 +51,13 @@ if new == 'failed' then
 end
 if new == 'sending' then redis.call('HINCRBY', item_key, 'attempts', 1) end
 local fields = {'state', new}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', item_key, unpack(fields))
+if rank[new] == 3 then
+  redis.call('ZREM', KEYS[2], ARGV[7])
+else
+  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[7])
+end
 return {1, old or ''}
 """
 
@@ -143,7 +148,9 @@ def decompress_invoice(blob: bytes, *, number: str) -> Invoice:
             describe_validation_error(exc, subject=f"invoice {number}"), invoice_number=number
         ) from exc
     except zlib.error as exc:
-        raise InvoiceError(f"invoice {number}: the kept copy is damaged", invoice_number=number) from exc
+        raise InvoiceError(
+            f"invoice {number}: the kept copy is damaged", invoice_number=number
+        ) from exc
 
 
 class StatusStore:
@@ -183,7 +190,7 @@ class StatusStore:
             **record.extra,
         }
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.run(record.run), mapping=head)
+        pipe.hset(keys.run(record.run), mapping=cast(Any, head))
         pipe.zadd(keys.runs, {record.run: record.created})
         queued = keys.state(record.run, State.QUEUED)
         counts: dict[str, int] = {}
@@ -201,6 +208,10 @@ class StatusStore:
                 )
                 counts[f"{export_index}:queued"] = counts.get(f"{export_index}:queued", 0) + 1
             pipe.sadd(queued, *(item for item, _, _ in batch))
+            pipe.zadd(
+                keys.inflight,
+                {f"{record.run}{POLL_SEPARATOR}{item}": record.created for item, _, _ in batch},
+            )
             for number in {number for _, number, _ in batch}:
                 if number in payloads:
                     pipe.set(keys.payload(number), payloads[number])
@@ -238,12 +249,15 @@ class StatusStore:
     def load_invoice(self, number: str) -> Invoice:
         blob = cast(bytes | None, self._call(self._raw_get, self.keys.payload(number)))
         if blob is None:
-            raise InvoiceError(f"invoice {number}: no copy is kept to export", invoice_number=number)
+            raise InvoiceError(
+                f"invoice {number}: no copy is kept to export", invoice_number=number
+            )
         return decompress_invoice(blob, number=number)
 
     def _raw_get(self, key: str) -> bytes | None:
         # Payloads are binary, while the client decodes answers: ask without decoding.
-        return cast(bytes | None, self.redis.execute_command("GET", key, NEVER_DECODE=True))
+        answer = self.redis.execute_command("GET", key, NEVER_DECODE=True)  # type: ignore[no-untyped-call]
+        return cast(bytes | None, answer)
 
     def item(self, run: str, item: str) -> ItemRecord | None:
         raw = cast(dict[str, str], self._call(self.redis.hgetall, self.keys.item(run, item)))
@@ -280,12 +294,13 @@ class StatusStore:
             "1" if force else "0",
             kind,
             str(export_index),
+            f"{run}{POLL_SEPARATOR}{item}",
+            f"{time.time():.3f}",
         ]
         for name, value in fields.items():
             args += [name, value]
-        result = cast(
-            list[Any], self._call(self._transition, keys=[self.keys.item(run, item)], args=args)
-        )
+        keys = [self.keys.item(run, item), self.keys.inflight]
+        result = cast(list[Any], self._call(self._transition, keys=keys, args=args))
         return bool(int(result[0]))
 
     # -- polls --------------------------------------------------------------------------
@@ -303,11 +318,7 @@ class StatusStore:
             list[str],
             self._call(self._claim, keys=[self.keys.polls], args=[now, limit, now + lease_s]),
         )
-        claimed = []
-        for member in members:
-            run, _, item = member.partition(POLL_SEPARATOR)
-            claimed.append((run, item))
-        return claimed
+        return [_split_member(member) for member in members]
 
     def polls_pending(self) -> int:
         return int(self._call(self.redis.zcard, self.keys.polls))
@@ -319,6 +330,28 @@ class StatusStore:
         )
         return float(first[0][1]) if first else None
 
+    # -- items no task holds -------------------------------------------------------------
+
+    def stale_items(self, *, older_than: float, limit: int) -> list[tuple[str, str]]:
+        """Unfinished items untouched since ``older_than``; each is touched as it is taken."""
+        members = cast(
+            list[str],
+            self._call(
+                self._claim, keys=[self.keys.inflight], args=[older_than, limit, time.time()]
+            ),
+        )
+        return [_split_member(member) for member in members]
+
+    def forget_inflight(self, run: str, item: str) -> None:
+        self._call(self.redis.zrem, self.keys.inflight, f"{run}{POLL_SEPARATOR}{item}")
+
+    def inflight_count(self) -> int:
+        return int(self._call(self.redis.zcard, self.keys.inflight))
+
+    def has_poll(self, run: str, item: str) -> bool:
+        member = f"{run}{POLL_SEPARATOR}{item}"
+        return self._call(self.redis.zscore, self.keys.polls, member) is not None
+
     # -- plumbing -----------------------------------------------------------------------
 
     @staticmethod
@@ -329,6 +362,11 @@ class StatusStore:
             raise TransientError(f"the status store (Redis) is unreachable: {exc}") from exc
         except redis.RedisError as exc:
             raise TransientError(f"the status store (Redis) failed: {exc}") from exc
+
+
+def _split_member(member: str) -> tuple[str, str]:
+    run, _, item = member.partition(POLL_SEPARATOR)
+    return run, item
 
 
 def run_record_from_hash(run: str, raw: Mapping[str, str]) -> RunRecord:

@@ -16,7 +16,14 @@ from typing import Any, cast
 
 from celery import Task, shared_task
 
-from worker.errors import ExportError, HeerosRateLimited, PermanentError, TransientError
+from worker.errors import (
+    ExportError,
+    HeerosRateLimited,
+    PermanentError,
+    Throttled,
+    TransientError,
+)
+from worker.keys import State
 from worker.pipeline import check_invoice, fail_item, send_invoice
 from worker.runtime import Runtime
 
@@ -24,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SEND_TASK = "heeros.export_invoice"
 POLL_TASK = "heeros.poll_due"
+SWEEP_TASK = "heeros.sweep_stale"
 SEND_QUEUE = "heeros.send"
 POLL_QUEUE = "heeros.poll"
 
@@ -35,31 +43,39 @@ def runtime_of(task: Task[Any, Any]) -> Runtime:
 
 def retry_delay(retries: int, error: ExportError, *, base: float, cap: float) -> float:
     """Exponential backoff with jitter; a 429's Retry-After is a floor."""
-    delay = min(cap, base * (2 ** min(retries, 20))) * random.uniform(0.5, 1.0)
+    delay = float(min(cap, base * (2 ** min(retries, 20))) * random.uniform(0.5, 1.0))
     if isinstance(error, HeerosRateLimited):
         delay = max(delay, error.retry_after)
     return delay
 
 
-@shared_task(bind=True, name=SEND_TASK, acks_late=True, reject_on_worker_lost=True,
-             max_retries=None, ignore_result=True)
-def export_invoice(self: Task[Any, Any], run: str, item: str) -> str:
+@shared_task(
+    bind=True,
+    name=SEND_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0) -> str:
     """Send one invoice of a run to its export in Heeros."""
     runtime = runtime_of(self)
     settings = runtime.settings
     try:
-        return send_invoice(runtime.store, runtime.resolve, run, item,
-                            timing=runtime.timing).value
+        return send_invoice(runtime.store, runtime.resolve, run, item, timing=runtime.timing).value
+    except Throttled as error:
+        # Held back by the shared limits: not a failure, and not counted as one.
+        delay = error.retry_after + random.uniform(0.0, 0.25)
+        raise self.retry(countdown=delay, kwargs={"failures": failures}) from error
     except TransientError as error:
-        retries = self.request.retries
-        if retries >= settings.retry_max:
+        if failures >= settings.retry_max:
             record = runtime.store.item(run, item)
             if record is not None:
                 fail_item(runtime.store, record, error)
             return "failed"
-        delay = retry_delay(retries, error, base=settings.retry_base_s, cap=settings.retry_max_s)
-        log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, retries + 1, delay, error)
-        raise self.retry(countdown=delay, exc=error) from error
+        delay = retry_delay(failures, error, base=settings.retry_base_s, cap=settings.retry_max_s)
+        log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, failures + 1, delay, error)
+        raise self.retry(countdown=delay, kwargs={"failures": failures + 1}) from error
     except PermanentError as error:
         # A permanent error outside the pipeline's own handling (configuration).
         record = runtime.store.item(run, item)
@@ -91,4 +107,40 @@ def poll_due(self: Task[Any, Any]) -> int:
     return len(claimed)
 
 
-__all__ = ["POLL_QUEUE", "POLL_TASK", "SEND_QUEUE", "SEND_TASK", "export_invoice", "poll_due"]
+@shared_task(bind=True, name=SWEEP_TASK, ignore_result=True)
+def sweep_stale(self: Task[Any, Any], limit: int = 500) -> int:
+    """Queue again the unfinished items no task holds any more (a message lost in a crash)."""
+    runtime = runtime_of(self)
+    store = runtime.store
+    now = time.time()
+    stale_after = runtime.settings.stale_after_s
+    # While sends wait in the queue, an old queued item is most likely among them.
+    backlog = runtime.queue_length(SEND_QUEUE) > 0
+    older_than = now - (stale_after * 4 if backlog else stale_after)
+    recovered = 0
+    for run, item in store.stale_items(older_than=older_than, limit=limit):
+        record = store.item(run, item)
+        if record is None or record.state.final:
+            store.forget_inflight(run, item)
+        elif record.state is State.SENT:
+            if not store.has_poll(run, item):
+                store.schedule_poll(run, item, now)
+                recovered += 1
+        else:
+            export_invoice.apply_async((run, item))
+            recovered += 1
+    if recovered:
+        log.warning("sweep: %d unfinished items had no task and were queued again", recovered)
+    return recovered
+
+
+__all__ = [
+    "POLL_QUEUE",
+    "POLL_TASK",
+    "SEND_QUEUE",
+    "SEND_TASK",
+    "SWEEP_TASK",
+    "export_invoice",
+    "poll_due",
+    "sweep_stale",
+]

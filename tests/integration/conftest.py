@@ -109,9 +109,7 @@ def redis_server(logs: Path) -> Iterator[LocalProcess]:
 
 @pytest.fixture(scope="session")
 def sandbox_server(logs: Path) -> Iterator[LocalProcess]:
-    server = start_sandbox(
-        args=["--user", f"tester:{KEY}", "--log-level", "warning"], log_dir=logs
-    )
+    server = start_sandbox(args=["--user", f"tester:{KEY}", "--log-level", "warning"], log_dir=logs)
     yield server
     server.stop()
 
@@ -157,12 +155,14 @@ class Exporter:
             del n
 
     def close_period(
-        self, invoices: Sequence[Invoice], *, period: str = "2026-11",
+        self,
+        invoices: Sequence[Invoice],
+        *,
+        period: str = "2026-11",
         rejected: Sequence[Rejected] = (),
     ) -> RunStarted:
         app = create_app(self.settings)
-        return start_run(app, self.store, self.config, invoices, period=period,
-                         rejected=rejected)
+        return start_run(app, self.store, self.config, invoices, period=period, rejected=rejected)
 
     def wait(self, run: str, *, timeout: float = 120) -> RunSummary:
         deadline = time.monotonic() + timeout
@@ -202,7 +202,15 @@ def exporter(
         **FAST,
     }
     system = Exporter(redis_server.url, sandbox_server.url, config_path, logs, env)
-    system.knobs(latency_ms=10, confirm_after_s=0.5, fail_5xx=0.0, fail_429=0.0,
-                 drop_after_store=0.0, never_confirm=0.0, outage=False, seed=11)
+    system.knobs(
+        latency_ms=10,
+        confirm_after_s=0.5,
+        fail_5xx=0.0,
+        fail_429=0.0,
+        drop_after_store=0.0,
+        never_confirm=0.0,
+        outage=False,
+        seed=11,
+    )
     yield system
     system.stop()

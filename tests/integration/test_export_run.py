@@ -14,10 +14,12 @@ from worker.keys import State, item_id
 
 pytestmark = pytest.mark.integration
 
-NO_ADDRESS = Customer(customer_number="9001", name="Osoitteeton Oy", business_id="0201256-6",
-                      vat_number="FI02012566")
-UNKNOWN_TO_STRICT = Customer(customer_number="9002", name="Uusi Asiakas Oy",
-                             business_id="1572860-0", vat_number="FI15728600")
+NO_ADDRESS = Customer(
+    customer_number="9001", name="Osoitteeton Oy", business_id="0201256-6", vat_number="FI02012566"
+)
+UNKNOWN_TO_STRICT = Customer(
+    customer_number="9002", name="Uusi Asiakas Oy", business_id="1572860-0", vat_number="FI15728600"
+)
 
 
 def _period() -> tuple[list[Invoice], set[str], set[str]]:
@@ -32,12 +34,14 @@ def _period() -> tuple[list[Invoice], set[str], set[str]]:
 
 
 def test_period_with_mixed_outcomes_ends_each_invoice_once(exporter: Exporter) -> None:
-    exporter.knobs(never_confirm=0.1, fail_5xx=0.15, fail_429=0.1, retry_after_s=1)
+    exporter.knobs(never_confirm=0.1, fail_5xx=0.15, fail_429=0.05, retry_after_s=1)
     exporter.env["HEEROS_CONFIRM_DEADLINE_S"] = "6"
     exporter.start_workers(2)
     invoices, incomplete, strict = _period()
-    broken = Rejected(number="300001", error=InvoiceError(
-        "invoice 300001: rows[0].vat_rate: VAT rate 23 % is not a Finnish rate"))
+    broken = Rejected(
+        number="300001",
+        error=InvoiceError("invoice 300001: rows[0].vat_rate: VAT rate 23 % is not a Finnish rate"),
+    )
     started = exporter.close_period(invoices, rejected=[broken])
     assert started.total == 241
     assert started.per_export == {"Heeros (API)": 210, "Heeros (strict)": 30}
@@ -48,8 +52,9 @@ def test_period_with_mixed_outcomes_ends_each_invoice_once(exporter: Exporter) -
 
     # nothing reached Heeros twice, and every send that was accepted is stored once
     assert all(entry["stored"] <= 1 for entry in received.values())
-    never = {ref for (_, la, ref), e in received.items()
-             if la == "00079" and e["status"] == "PROCESSING"}
+    never = {
+        ref for (_, la, ref), e in received.items() if la == "00079" and e["status"] == "PROCESSING"
+    }
     assert never, "the sandbox was asked to leave some invoices unconfirmed"
     retried = sum(1 for e in received.values() if e["requests"] > 1)
     assert retried > 0, "the sandbox was asked to refuse some sends with 5xx/429"
@@ -66,7 +71,8 @@ def test_period_with_mixed_outcomes_ends_each_invoice_once(exporter: Exporter) -
             assert record.kind == "validation"
             assert record.message is not None and record.message.startswith(
                 f"It was not possible to send the invoice {invoice.number} to Heeros due to "
-                "validation errors. Number of errors: ")
+                "validation errors. Number of errors: "
+            )
             assert entry is not None and entry["stored"] == 0
             continue
         assert entry is not None and entry["stored"] == 1
@@ -74,13 +80,15 @@ def test_period_with_mixed_outcomes_ends_each_invoice_once(exporter: Exporter) -
         if invoice.number in never:
             assert record.state is State.UNCONFIRMED, record
             assert record.message is not None and record.message.endswith(
-                f"Invoice ID in Heeros: {entry['invoiceId']}.")
+                f"Invoice ID in Heeros: {entry['invoiceId']}."
+            )
         elif invoice.number in incomplete:
             assert record.state is State.INCOMPLETE, record
             assert record.message == (
                 "The invoice has been sent but it could not be processed in Heeros because it "
                 "is incomplete. Please check incomplete invoices in Heeros. Invoice ID in "
-                f"Heeros: {entry['invoiceId']}.")
+                f"Heeros: {entry['invoiceId']}."
+            )
         else:
             assert record.state is State.EXPORTED, record
             assert entry["status"] == "TO_LEDGER"
@@ -96,9 +104,11 @@ def test_period_with_mixed_outcomes_ends_each_invoice_once(exporter: Exporter) -
     rejected = store.item(started.run, item_id("300001", 0))
     assert rejected is not None and rejected.message == (
         "The invoice 300001 could not be exported: invoice 300001: rows[0].vat_rate: "
-        "VAT rate 23 % is not a Finnish rate")
+        "VAT rate 23 % is not a Finnish rate"
+    )
     assert len(problems(store, started.run, count=500)) == (
-        len(incomplete - never) + 31 + len(never))
+        len(incomplete - never) + 31 + len(never)
+    )
 
 
 def test_a_clean_period_is_green(exporter: Exporter) -> None:

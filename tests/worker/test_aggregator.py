@@ -49,8 +49,12 @@ def test_finished_with_failures_is_grey_with_the_statement(store: StatusStore) -
     assert summary.state is RunState.FAILED
     assert (summary.exported, summary.failed, summary.in_progress) == (1, 4, 0)
     data = summary.as_dict()
-    assert data["failed_by_kind"] == {"validation": 1, "login": 1, "incomplete": 1,
-                                      "unconfirmed": 1}
+    assert data["failed_by_kind"] == {
+        "validation": 1,
+        "login": 1,
+        "incomplete": 1,
+        "unconfirmed": 1,
+    }
     assert data["statement"] == (
         "The invoice export failed: 4 of 5 invoices were not exported (1 exported)"
     )

@@ -90,9 +90,12 @@ def export() -> Export:
 @pytest.fixture
 def resolve(heeros: ScriptedHeeros, export: Export):  # type: ignore[no-untyped-def]
     client = HeerosClient(
-        base_url="https://heeros.test/api", office_code=export.office_code,
-        customer_code=export.customer_code, client_identity="demo",
-        client_key=export.require_client_key(), transport=httpx.MockTransport(heeros),
+        base_url="https://heeros.test/api",
+        office_code=export.office_code,
+        customer_code=export.customer_code,
+        client_identity="demo",
+        client_key=export.require_client_key(),
+        transport=httpx.MockTransport(heeros),
     )
 
     def lookup(name: str) -> tuple[Target, Heeros]:
@@ -118,7 +121,10 @@ def _clock(value: float):  # type: ignore[no-untyped-def]
 
 
 def test_send_records_the_id_and_schedules_a_poll(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     assert send_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1000)) is Outcome.SENT
     record = store.item("R", run)
@@ -138,7 +144,10 @@ def test_send_records_the_id_and_schedules_a_poll(
 
 
 def test_a_second_delivery_sends_nothing_again(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     send_invoice(store, resolve, "R", run, timing=TIMING)
     assert send_invoice(store, resolve, "R", run, timing=TIMING) is Outcome.SKIPPED
@@ -146,7 +155,10 @@ def test_a_second_delivery_sends_nothing_again(
 
 
 def test_after_a_lost_answer_heeros_is_asked_first(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     store.transition("R", run, State.SENDING, export_index=0)  # the crash left it here
     heeros.found = [{"invoiceId": "H-9", "status": "RECEIVED"}]
@@ -157,7 +169,10 @@ def test_after_a_lost_answer_heeros_is_asked_first(
 
 
 def test_after_a_lost_request_it_is_sent(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     store.transition("R", run, State.SENDING, export_index=0)
     assert send_invoice(store, resolve, "R", run, timing=TIMING) is Outcome.SENT
@@ -165,12 +180,19 @@ def test_after_a_lost_request_it_is_sent(
 
 
 def test_validation_errors_fail_the_invoice_with_message_five(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
-    heeros.send_answer = httpx.Response(400, json={
-        "errorCode": "VALIDATION_FAILED", "errorMessage": "bad",
-        "validationErrors": [{"path": "a", "message": "x"}, {"path": "b", "message": "y"}],
-    })
+    heeros.send_answer = httpx.Response(
+        400,
+        json={
+            "errorCode": "VALIDATION_FAILED",
+            "errorMessage": "bad",
+            "validationErrors": [{"path": "a", "message": "x"}, {"path": "b", "message": "y"}],
+        },
+    )
     assert send_invoice(store, resolve, "R", run, timing=TIMING) is Outcome.FAILED
     record = store.item("R", run)
     assert record is not None
@@ -183,7 +205,10 @@ def test_validation_errors_fail_the_invoice_with_message_five(
 
 
 def test_transient_errors_are_raised_and_leave_the_send_recorded(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     heeros.send_answer = httpx.Response(503, json={})
     with pytest.raises(HeerosUnavailable):
@@ -193,7 +218,10 @@ def test_transient_errors_are_raised_and_leave_the_send_recorded(
 
 
 def test_an_invoice_without_its_copy_fails_alone(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     store.redis.delete(store.keys.payload("100001"))
     assert send_invoice(store, resolve, "R", run, timing=TIMING) is Outcome.FAILED
@@ -212,14 +240,22 @@ def test_an_invoice_without_its_copy_fails_alone(
     [
         ("TO_LEDGER", State.EXPORTED, None),
         ("COMPLETE", State.EXPORTED, None),
-        ("INCOMPLETE", State.INCOMPLETE,
-         "The invoice has been sent but it could not be processed in Heeros because it is "
-         "incomplete. Please check incomplete invoices in Heeros. Invoice ID in Heeros: H-1."),
+        (
+            "INCOMPLETE",
+            State.INCOMPLETE,
+            "The invoice has been sent but it could not be processed in Heeros because it is "
+            "incomplete. Please check incomplete invoices in Heeros. Invoice ID in Heeros: H-1.",
+        ),
     ],
 )
 def test_check_ends_the_invoice_as_heeros_says(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str,  # type: ignore[no-untyped-def]
-    status: str, state: State, message: str | None,
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
+    status: str,
+    state: State,
+    message: str | None,
 ) -> None:
     send_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1000))
     heeros.status_answer = httpx.Response(200, json={"invoiceId": "H-1", "status": status})
@@ -230,11 +266,21 @@ def test_check_ends_the_invoice_as_heeros_says(
 
 
 def test_error_in_heeros_fails_with_message_two(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     send_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1000))
-    heeros.status_answer = httpx.Response(200, json={
-        "invoiceId": "H-1", "status": "ERROR", "errorCode": "E42", "errorMessage": "no ledger"})
+    heeros.status_answer = httpx.Response(
+        200,
+        json={
+            "invoiceId": "H-1",
+            "status": "ERROR",
+            "errorCode": "E42",
+            "errorMessage": "no ledger",
+        },
+    )
     assert check_invoice(store, resolve, "R", run, timing=TIMING) is Outcome.FAILED
     record = store.item("R", run)
     assert record is not None and record.message == (
@@ -244,17 +290,26 @@ def test_error_in_heeros_fails_with_message_two(
 
 
 def test_pending_backs_off_then_is_unconfirmed_at_the_deadline(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     send_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1000))
-    assert check_invoice(store, resolve, "R", run, timing=TIMING,
-                         clock=_clock(1002)) is Outcome.PENDING
+    assert (
+        check_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1002))
+        is Outcome.PENDING
+    )
     assert store.next_poll_due() == 1006  # 2 s doubled after the first poll
-    assert check_invoice(store, resolve, "R", run, timing=TIMING,
-                         clock=_clock(1095)) is Outcome.PENDING
+    assert (
+        check_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1095))
+        is Outcome.PENDING
+    )
     assert store.next_poll_due() == 1100  # never past the deadline
-    assert check_invoice(store, resolve, "R", run, timing=TIMING,
-                         clock=_clock(1100)) is Outcome.UNCONFIRMED
+    assert (
+        check_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1100))
+        is Outcome.UNCONFIRMED
+    )
     record = store.item("R", run)
     assert record is not None and record.state is State.UNCONFIRMED
     assert record.message == (
@@ -270,8 +325,8 @@ def test_timing_doubles_and_caps() -> None:
 
 def test_idempotency_key_is_per_tenant_and_invoice_not_per_run(export: Export) -> None:
     other = parse_export_config(CONFIG.replace('"00079"', '"00080"'), environ={}).export(
-        "Heeros (API)")
+        "Heeros (API)"
+    )
     assert idempotency_key(export, "1") == idempotency_key(export, "1")
     assert idempotency_key(export, "1") != idempotency_key(export, "2")
     assert idempotency_key(export, "1") != idempotency_key(other, "1")
-

@@ -35,7 +35,12 @@ def test_create_run_records_total_items_and_invoices(store: StatusStore) -> None
     assert store.redis.scard(store.keys.state("R1", State.QUEUED)) == 5
     first = store.item("R1", items[0])
     assert first is not None
-    assert (first.number, first.export, first.state, first.attempts) == ("100001", "E", State.QUEUED, 0)
+    assert (first.number, first.export, first.state, first.attempts) == (
+        "100001",
+        "E",
+        State.QUEUED,
+        0,
+    )
     assert store.load_invoice("100003") == list(sample_invoices(5))[2]
 
 
