@@ -63,8 +63,9 @@ CUSTOMERS: tuple[Customer, ...] = (
         customer_number="1004",
         name="Nordic Freight AB",
         vat_number="SE556677889901",
-        address=Address(street="Storgatan 1", postal_code="11122", city="Stockholm",
-                        country_code="SE"),
+        address=Address(
+            street="Storgatan 1", postal_code="11122", city="Stockholm", country_code="SE"
+        ),
         language="en",
     ),
 )
@@ -139,8 +140,9 @@ def sample_invoice(
     )
 
 
-def sample_invoices(count: int, *, period: str = "2026-11", first: int = 100001,
-                    seed: int = 0) -> Iterator[Invoice]:
+def sample_invoices(
+    count: int, *, period: str = "2026-11", first: int = 100001, seed: int = 0
+) -> Iterator[Invoice]:
     """``count`` sample invoices numbered from ``first``."""
     rng = random.Random(seed)
     for number in range(first, first + count):
