@@ -330,3 +330,18 @@ def test_idempotency_key_is_per_tenant_and_invoice_not_per_run(export: Export) -
     assert idempotency_key(export, "1") == idempotency_key(export, "1")
     assert idempotency_key(export, "1") != idempotency_key(export, "2")
     assert idempotency_key(export, "1") != idempotency_key(other, "1")
+
+
+def test_a_status_that_cannot_be_asked_is_asked_again_past_the_deadline(
+    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+) -> None:
+    send_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1000))
+    heeros.status_answer = httpx.Response(503, json={})
+    with pytest.raises(HeerosUnavailable):
+        check_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1101))
+    record = store.item("R", run)
+    assert record is not None and record.state is State.SENT
+    assert store.next_poll_due() == 1103
+    deadline_and_grace = 1100 + TIMING.grace_s
+    assert check_invoice(store, resolve, "R", run, timing=TIMING,
+                         clock=_clock(deadline_and_grace)) is Outcome.UNCONFIRMED

@@ -119,3 +119,18 @@ def test_redis_failure_is_transient() -> None:
     broken = StatusStore(fakeredis.FakeRedis(server=server, decode_responses=True))
     with pytest.raises(TransientError, match="status store"):
         broken.item("R1", "1/0")
+
+
+def test_unfinished_items_are_indexed_until_final(store: StatusStore) -> None:
+    items = _run(store, 3)
+    assert store.inflight_count() == 3
+    store.transition("R1", items[0], State.SENDING, export_index=0)
+    store.transition("R1", items[0], State.EXPORTED, export_index=0)
+    assert store.inflight_count() == 2
+    # created at time 1.0 and never touched since: stale
+    stale = store.stale_items(older_than=100.0, limit=10)
+    assert sorted(stale) == [("R1", items[1]), ("R1", items[2])]
+    # taking them touches them, so the next sweep leaves them alone
+    assert store.stale_items(older_than=100.0, limit=10) == []
+    store.forget_inflight("R1", items[1])
+    assert store.inflight_count() == 1
