@@ -166,6 +166,16 @@ def start_sandbox(
     return process
 
 
+def _answers_ping(broker: str, node: str) -> bool:
+    from celery import Celery
+
+    app = Celery("ping", broker=broker, set_as_current=False)
+    try:
+        return bool(app.control.ping(destination=[node], timeout=0.5))
+    finally:
+        app.close()
+
+
 def sandbox_received(url: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The sandbox's read-out of what reached it: (tt, la, invoice number) -> counts."""
     answer = httpx.get(f"{url}/_admin/received", timeout=30)
@@ -186,22 +196,18 @@ def start_worker(
     timeout: float = 60,
 ) -> LocalProcess:
     """A Celery worker process of the exporter, waited for until it is ready."""
-    argv = [
-        sys.executable,
-        "-m",
-        "producer.cli",
-        "worker",
-        "-n",
-        f"{name}@%h",
-        "--loglevel",
-        "INFO",
-        *args,
-    ]
+    if not any(arg.startswith(("--loglevel", "-l")) for arg in args):
+        args = ["--loglevel", "INFO", *args]
+    argv = [sys.executable, "-m", "producer.cli", "worker", "-n", f"{name}@%h", *args]
     process = _spawn(name, argv, env=env, log_dir=log_dir)
+    broker = env.get("HEEROS_BROKER_URL") or env.get("HEEROS_REDIS_URL")
+    node = f"{name}@{socket.gethostname()}"
 
     def ready() -> bool:
         log = process.log_path.read_text(errors="replace") if process.log_path else ""
-        return " ready." in log
+        if " ready." in log:
+            return True
+        return bool(broker) and _answers_ping(str(broker), node)
 
     _wait(ready, process, timeout)
     return process

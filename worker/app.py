@@ -86,8 +86,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
             SWEEP_TASK: {"queue": POLL_QUEUE},
         },
         worker_prefetch_multiplier=1,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Events cost a fifth of a worker's CPU; Flower and celery-exporter switch them on
+        # at run time (`enable_events`), or set HEEROS_TASK_EVENTS=true to send them always.
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         worker_hijack_root_logger=False,
         enable_utc=True,
     )

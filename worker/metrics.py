@@ -128,7 +128,7 @@ class MetricsSnapshot:
 class Metrics:
     """Records the export's figures in Redis; takes its client from the caller."""
 
-    def __init__(self, client: redis.Redis[str], prefix: str = "hx") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "hx") -> None:
         self.redis = client
         self.keys = MetricKeys(prefix)
 

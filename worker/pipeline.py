@@ -27,6 +27,7 @@ from worker.errors import (
     HeerosRefusedError,
     InvoiceIncomplete,
     PermanentError,
+    Throttled,
     TransientError,
 )
 from worker.finvoice import render_finvoice
@@ -184,13 +185,13 @@ def send_invoice(
         fail_item(store, record, error)
         return Outcome.FAILED
     heeros_id: str | None = None
-    if record.state is State.SENDING:
+    if record.state is State.SENDING and not record.held:
         # An earlier attempt may have reached Heeros with its answer lost: ask first.
         found = client.find(record.number)
         if found is not None:
             heeros_id = found.invoice_id
             log.info("run=%s invoice=%s already in Heeros as %s", run, record.number, heeros_id)
-    store.transition(run, item, State.SENDING, export_index=export_index)
+    store.transition(run, item, State.SENDING, export_index=export_index, held="")
     if heeros_id is None:
         try:
             heeros_id = client.send(
@@ -200,6 +201,10 @@ def send_invoice(
                 idempotency_key(target, record.number),
                 encoding=target.encoding,
             )
+        except Throttled:
+            # Held back before any request left: the next attempt need not ask Heeros first.
+            store.set_item_fields(run, item, held="1")
+            raise
         except PermanentError as error:
             fail_item(store, record, error)
             return Outcome.FAILED

@@ -51,10 +51,12 @@ class Settings(BaseSettings):
     """Tasks one worker process runs at once (threads): sends and polls wait on Heeros."""
     tenant_rps: float = Field(500.0, ge=0)
     """Requests per second to one Heeros tenant, across all workers (0: no limit)."""
-    tenant_concurrency: int = Field(100, ge=0)
+    tenant_concurrency: int = Field(256, ge=0)
     """Requests in flight to one Heeros tenant, across all workers (0: no limit)."""
     sweep_after_s: float = Field(0.0, ge=0)
     """An unfinished item untouched this long is queued again (0: visibility timeout + 2 min)."""
+    task_events: bool = False
+    """Send Celery task events from the start (monitors switch them on when they run)."""
     api_token: SecretStr | None = None
     """The bearer token the producer's HTTP API and dashboard require."""
 

@@ -100,6 +100,7 @@ class ItemRecord:
     kind: str | None
     updated: float
     deadline: float | None
+    held: bool = False
 
     @classmethod
     def from_hash(cls, run: str, item: str, raw: Mapping[str, str]) -> ItemRecord:
@@ -116,6 +117,7 @@ class ItemRecord:
             kind=raw.get("kind") or None,
             updated=float(raw.get("updated", 0)),
             deadline=float(raw["deadline"]) if raw.get("deadline") else None,
+            held=raw.get("held") == "1",
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -227,6 +229,17 @@ class StatusStore:
     def period_run(self, period: str) -> str | None:
         return cast(str | None, self._call(self.redis.get, self.keys.period(period)))
 
+    def add_period_invoices(self, period: str, numbers: Iterable[str]) -> None:
+        """Remember the invoice numbers of a closed period, to export the period again."""
+        members = list(numbers)
+        if members:
+            self._call(self.redis.sadd, self.keys.period(period) + ":invoices", *members)
+
+    def period_invoices(self, period: str) -> list[str]:
+        """The invoice numbers a closed period holds (empty for a period never closed)."""
+        key = self.keys.period(period) + ":invoices"
+        return sorted(cast(set[str], self._call(self.redis.smembers, key)))
+
     def members(self, run: str, state: State) -> list[str]:
         """Every item of the run in ``state`` (for re-queues; pages are in the aggregator)."""
         return sorted(cast(set[str], self._call(self.redis.smembers, self.keys.state(run, state))))
@@ -273,6 +286,10 @@ class StatusStore:
             for member, raw in zip(members, answers, strict=True)
             if raw
         ]
+
+    def set_item_fields(self, run: str, item: str, **fields: str) -> None:
+        """Note fields of an item without changing its state."""
+        self._call(self.redis.hset, self.keys.item(run, item), mapping=cast(Any, fields))
 
     def transition(
         self,

@@ -345,3 +345,33 @@ def test_a_status_that_cannot_be_asked_is_asked_again_past_the_deadline(
     deadline_and_grace = 1100 + TIMING.grace_s
     assert check_invoice(store, resolve, "R", run, timing=TIMING,
                          clock=_clock(deadline_and_grace)) is Outcome.UNCONFIRMED
+
+
+def test_a_send_held_back_by_the_limits_is_not_looked_up_before_the_next_try(
+    store: StatusStore, export: Export, heeros: ScriptedHeeros, run: str
+) -> None:
+    from worker.errors import Throttled
+
+    class Held:
+        def __init__(self) -> None:
+            self.finds = 0
+            self.hold = True
+
+        def send(self, *args: object, **kwargs: object) -> str:
+            if self.hold:
+                raise Throttled("29010-00079", 0.5)
+            return "H-2"
+
+        def status(self, invoice_id: str) -> object:
+            raise AssertionError("not polled here")
+
+        def find(self, invoice_number: str) -> None:
+            self.finds += 1
+
+    held = Held()
+    resolve = lambda name: (export, held)  # noqa: E731
+    with pytest.raises(Throttled):
+        send_invoice(store, resolve, "R", run, timing=TIMING)  # type: ignore[arg-type]
+    held.hold = False
+    assert send_invoice(store, resolve, "R", run, timing=TIMING) is Outcome.SENT  # type: ignore[arg-type]
+    assert held.finds == 0
