@@ -22,7 +22,8 @@ from worker.invoice import Invoice
 from worker.keys import State, item_id
 from worker.messages import user_message
 from worker.pipeline import failure_kind
-from worker.store import RunRecord, StatusStore, compress_invoice
+from worker.payload import compress_invoice
+from worker.store import RunRecord, StatusStore
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ batch), so a period of ten thousand invoices is queued in a second or two.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,8 @@ from worker.invoice import Invoice
 from worker.keys import State, item_id, split_item
 from worker.messages import user_message
 from worker.pipeline import failure_kind
-from worker.store import RunRecord, StatusStore, compress_invoice
+from worker.payload import compress_invoice
+from worker.store import RunRecord, StatusStore
 from worker.tasks import SEND_QUEUE, SEND_TASK
 
 log = logging.getLogger(__name__)
@@ -91,11 +93,7 @@ def start_run(
 ) -> RunStarted:
     """Record a run of ``invoices`` and queue one task per invoice and export."""
     refused = list(rejected)
-    numbers = [invoice.number for invoice in invoices]
-    if len(set(numbers)) != len(numbers):
-        seen: set[str] = set()
-        twice = sorted({n for n in numbers if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
-        raise InvoiceError(f"invoice numbers appear twice in the period: {', '.join(twice)}")
+    _refuse_repeats(invoices)
     exports, items, warnings = plan_items(config, invoices)
     if refused and not exports:
         exports.append(config.exports_for("")[0].name if config.exports else "")
@@ -104,7 +102,13 @@ def start_run(
     payloads = {invoice.number: compress_invoice(invoice) for invoice in invoices}
     store.create_run(
         RunRecord(
-            run=run, period=period, total=total, created=time.time(), exports=exports, label=label
+            run=run,
+            period=period,
+            total=total,
+            created=time.time(),
+            exports=exports,
+            label=label,
+            extra={"warnings": json.dumps(warnings)} if warnings else {},
         ),
         items,
         payloads,
@@ -126,6 +130,14 @@ def start_run(
         per_export=per_export,
         warnings=warnings,
     )
+
+
+def _refuse_repeats(invoices: Sequence[Invoice]) -> None:
+    numbers = [invoice.number for invoice in invoices]
+    if len(set(numbers)) != len(numbers):
+        seen: set[str] = set()
+        twice = sorted({n for n in numbers if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+        raise InvoiceError(f"invoice numbers appear twice in the period: {', '.join(twice)}")
 
 
 def _record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None:
@@ -157,12 +169,14 @@ def close_period(
     rejected: Iterable[Rejected] = (),
 ) -> RunStarted:
     """Export a closed period once: closing it again answers with the run it already has."""
+    _refuse_repeats(invoices)  # before the claim: a refused close must leave the period open
     run = store.next_run_id(period)
     if not store.claim_period(period, run):
         existing = store.period_run(period) or run
         record = store.run_record(existing)
         total = record.total if record else 0
         return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
+    store.add_period_invoices(period, (invoice.number for invoice in invoices))
     return start_run(
         app,
         store,

@@ -135,21 +135,27 @@ def transform_invoice(invoice: Invoice, transform: str = DEFAULT_TRANSFORM) -> e
     stops (``xsl:message terminate="yes"``), is refused a file or the network, fails
     at run time or produces no element.
     """
+    return transform_document(invoice_element(invoice), invoice.number, transform)
+
+
+def transform_document(
+    source: etree._Element, invoice_number: str, transform: str = DEFAULT_TRANSFORM
+) -> etree._Element:
+    """An Opter XML document run through the transform (see :func:`transform_invoice`)."""
     compiled = compile_transform(transform)
-    source = invoice_element(invoice)
     try:
         result = compiled.xslt(source)
     except etree.LxmlError as exc:
         lines = _messages(cast(_Logged, compiled.xslt).error_log)
         raise TransformError(
-            f"transform {compiled.name} failed on invoice {invoice.number}: {_joined(lines, exc)}"
+            f"transform {compiled.name} failed on invoice {invoice_number}: {_joined(lines, exc)}"
         ) from exc
     for line in _messages(cast(_Logged, compiled.xslt).error_log):
-        log.warning("invoice=%s transform %s says %s", invoice.number, compiled.name, line)
+        log.warning("invoice=%s transform %s says %s", invoice_number, compiled.name, line)
     root: etree._Element | None = result.getroot()
     if root is None:
         raise TransformError(
-            f"transform {compiled.name} produced no XML element for invoice {invoice.number}"
+            f"transform {compiled.name} produced no XML element for invoice {invoice_number}"
         )
     return root
 
@@ -220,10 +226,21 @@ def render_finvoice(
     are written as character references. Raises TransformError when the transform
     fails and SchemaError when its output is not valid Finvoice 3.0.
     """
+    return render_document(invoice_element(invoice), invoice.number, transform, encoding=encoding)
+
+
+def render_document(
+    source: etree._Element,
+    invoice_number: str,
+    transform: str = DEFAULT_TRANSFORM,
+    *,
+    encoding: str = "UTF-8",
+) -> bytes:
+    """An Opter XML document as a validated Finvoice 3.0 document (see :func:`render_finvoice`)."""
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
-    root = transform_invoice(invoice, transform)
-    validate_finvoice(root, invoice_number=invoice.number)
+    root = transform_document(source, invoice_number, transform)
+    validate_finvoice(root, invoice_number=invoice_number)
     return _serialize(root, encoding)
 
 
@@ -232,7 +249,9 @@ __all__ = [
     "SCHEMA_ERRORS_SHOWN",
     "Transform",
     "compile_transform",
+    "render_document",
     "render_finvoice",
+    "transform_document",
     "transform_invoice",
     "validate_finvoice",
 ]

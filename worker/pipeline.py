@@ -25,14 +25,16 @@ from worker.errors import (
     ConfirmationTimeout,
     ExportError,
     HeerosRefusedError,
+    InvoiceError,
     InvoiceIncomplete,
     PermanentError,
     Throttled,
     TransientError,
 )
-from worker.finvoice import render_finvoice
+from worker.finvoice import render_document
 from worker.keys import State, split_item
 from worker.messages import user_message
+from worker.payload import invoice_source
 from worker.starttext import SendOptions
 from worker.store import ItemRecord, StatusStore
 from worker.wire import RemoteState, RemoteStatus
@@ -144,12 +146,12 @@ def fail_item(
         message,
     )
     _, export_index = split_item(record.item)
-    store.drop_poll(record.run, record.item)
     return store.transition(
         record.run,
         record.item,
         State.FAILED,
         export_index=export_index,
+        drop_poll=True,
         kind=failure_kind(error),
         message=message,
         updated=f"{now or time.time():.3f}",
@@ -166,7 +168,7 @@ def send_invoice(
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
     """Send one queued item to Heeros; transient errors are raised for a later retry."""
-    record = store.item(run, item)
+    record, blob = store.item_and_source(run, item)
     if record is None:
         log.error("run=%s item=%s is not in the store; nothing to send", run, item)
         return Outcome.SKIPPED
@@ -179,8 +181,15 @@ def send_invoice(
         return Outcome.SKIPPED
     try:
         target, client = resolve(record.export)
-        invoice = store.load_invoice(record.number)
-        document = render_finvoice(invoice, target.transform, encoding=target.encoding)
+        if blob is None:
+            raise InvoiceError(
+                f"invoice {record.number}: no copy is kept to export",
+                invoice_number=record.number,
+            )
+        source = invoice_source(blob, number=record.number)
+        document = render_document(
+            source, record.number, target.transform, encoding=target.encoding
+        )
     except PermanentError as error:
         fail_item(store, record, error)
         return Outcome.FAILED
@@ -215,10 +224,10 @@ def send_invoice(
         State.SENT,
         export_index=export_index,
         heeros_id=heeros_id,
+        poll=now + timing.poll_first_s,
         sent=f"{now:.3f}",
         deadline=f"{now + timing.confirm_deadline_s:.3f}",
     )
-    store.schedule_poll(run, item, now + timing.poll_first_s)
     log.info("run=%s invoice=%s export=%s sent as %s", run, record.number, target.name, heeros_id)
     return Outcome.SENT
 
@@ -253,20 +262,24 @@ def check_invoice(
         fail_item(store, record, error)
         return Outcome.FAILED
     if status.state is RemoteState.CONFIRMED:
-        store.drop_poll(run, item)
         store.transition(
-            run, item, State.EXPORTED, export_index=export_index, heeros_status=status.heeros_status
+            run,
+            item,
+            State.EXPORTED,
+            export_index=export_index,
+            drop_poll=True,
+            heeros_status=status.heeros_status,
         )
         log.info("run=%s invoice=%s exported (%s)", run, record.number, status.heeros_status)
         return Outcome.EXPORTED
     if status.state is RemoteState.INCOMPLETE:
-        store.drop_poll(run, item)
         incomplete = InvoiceIncomplete(record.heeros_id)
         store.transition(
             run,
             item,
             State.INCOMPLETE,
             export_index=export_index,
+            drop_poll=True,
             heeros_status=status.heeros_status,
             message=user_message(incomplete, invoice_number=record.number),
         )
@@ -283,19 +296,25 @@ def check_invoice(
     if now >= deadline:
         return _unconfirmed(store, record, export_index)
     polls = record.polls + 1
-    store.transition(run, item, State.SENT, export_index=export_index, polls=str(polls))
-    store.schedule_poll(run, item, min(now + timing.next_poll(polls), deadline))
+    store.transition(
+        run,
+        item,
+        State.SENT,
+        export_index=export_index,
+        poll=min(now + timing.next_poll(polls), deadline),
+        polls=str(polls),
+    )
     return Outcome.PENDING
 
 
 def _unconfirmed(store: StatusStore, record: ItemRecord, export_index: int) -> Outcome:
-    store.drop_poll(record.run, record.item)
     error = ConfirmationTimeout(record.heeros_id or "")
     store.transition(
         record.run,
         record.item,
         State.UNCONFIRMED,
         export_index=export_index,
+        drop_poll=True,
         message=user_message(error, invoice_number=record.number),
     )
     log.warning("run=%s invoice=%s not confirmed before the deadline", record.run, record.number)

@@ -11,29 +11,32 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
-from pydantic import ValidationError
+from lxml import etree
 
 from worker.errors import InvoiceError, TransientError
-from worker.invoice import Invoice, describe_validation_error
+from worker.invoice import Invoice
 from worker.keys import POLL_SEPARATOR, Keys, State
+from worker.payload import compress_invoice, decompress_invoice, invoice_source
 
 _TRANSITION = """
 local item_key, prefix, new, item, force = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local kind, export = ARGV[5], ARGV[6]
 local rank = {queued=0, sending=1, sent=2, exported=3, incomplete=3, failed=3,
               unconfirmed=3, preview=3}
+local poll = ARGV[9]
+if poll == 'drop' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 local old = redis.call('HGET', item_key, 'state')
 if old and force ~= '1' then
   if rank[old] == 3 or rank[new] < rank[old] then
     return {0, old}
   end
 end
+if poll ~= '' and poll ~= 'drop' then redis.call('ZADD', KEYS[3], poll, ARGV[7]) end
 if old ~= new then
   if old then redis.call('SREM', prefix .. 's:' .. old, item) end
   redis.call('SADD', prefix .. 's:' .. new, item)
@@ -51,7 +54,7 @@ if new == 'failed' then
 end
 if new == 'sending' then redis.call('HINCRBY', item_key, 'attempts', 1) end
 local fields = {'state', new}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', item_key, unpack(fields))
 if rank[new] == 3 then
   redis.call('ZREM', KEYS[2], ARGV[7])
@@ -136,25 +139,6 @@ class ItemRecord:
         }
 
 
-def compress_invoice(invoice: Invoice) -> bytes:
-    """The invoice as compact, compressed JSON (its totals are derived again on load)."""
-    return zlib.compress(invoice.model_dump_json(round_trip=True).encode(), 6)
-
-
-def decompress_invoice(blob: bytes, *, number: str) -> Invoice:
-    """The invoice kept by :func:`compress_invoice`."""
-    try:
-        return Invoice.model_validate_json(zlib.decompress(blob))
-    except ValidationError as exc:
-        raise InvoiceError(
-            describe_validation_error(exc, subject=f"invoice {number}"), invoice_number=number
-        ) from exc
-    except zlib.error as exc:
-        raise InvoiceError(
-            f"invoice {number}: the kept copy is damaged", invoice_number=number
-        ) from exc
-
-
 class StatusStore:
     """Reads and writes runs and items; takes its Redis client from the caller."""
 
@@ -220,7 +204,7 @@ class StatusStore:
             self._call(pipe.execute)
         if counts:
             pipe.hset(keys.by_export(record.run), mapping={k: str(v) for k, v in counts.items()})
-            self._call(pipe.execute)
+        self._call(pipe.execute)  # a run without items has its head written only here
 
     def claim_period(self, period: str, run: str) -> bool:
         """Tie a period to its run; False when the period already has one."""
@@ -260,12 +244,30 @@ class StatusStore:
         self._call(pipe.execute)
 
     def load_invoice(self, number: str) -> Invoice:
+        """The invoice model from its kept copy."""
+        return decompress_invoice(self._payload(number), number=number)
+
+    def load_source(self, number: str) -> etree._Element:
+        """The kept copy as the Opter XML tree a transform takes."""
+        return invoice_source(self._payload(number), number=number)
+
+    def _payload(self, number: str) -> bytes:
         blob = cast(bytes | None, self._call(self._raw_get, self.keys.payload(number)))
         if blob is None:
             raise InvoiceError(
                 f"invoice {number}: no copy is kept to export", invoice_number=number
             )
-        return decompress_invoice(blob, number=number)
+        return blob
+
+    def item_and_source(self, run: str, item: str) -> tuple[ItemRecord | None, bytes | None]:
+        """An item and its invoice's kept copy, in one round trip."""
+        number = item.rpartition("/")[0]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.item(run, item))
+        pipe.execute_command("GET", self.keys.payload(number), NEVER_DECODE=True)
+        raw, blob = cast(list[Any], self._call(pipe.execute))
+        record = ItemRecord.from_hash(run, item, raw) if raw else None
+        return record, cast(bytes | None, blob)
 
     def _raw_get(self, key: str) -> bytes | None:
         # Payloads are binary, while the client decodes answers: ask without decoding.
@@ -300,9 +302,15 @@ class StatusStore:
         export_index: int,
         kind: str = "",
         force: bool = False,
+        poll: float | None = None,
+        drop_poll: bool = False,
         **fields: str,
     ) -> bool:
-        """Move an item to ``state`` with ``fields``; False when a final state stood."""
+        """Move an item to ``state`` with ``fields``; False when a final state stood.
+
+        ``poll`` schedules the item's next status poll at that time (when the move
+        is made); ``drop_poll`` removes any poll of it. Both go in the same call.
+        """
         fields.setdefault("updated", f"{time.time():.3f}")
         args: list[str] = [
             self.keys.run(run) + ":",
@@ -313,10 +321,11 @@ class StatusStore:
             str(export_index),
             f"{run}{POLL_SEPARATOR}{item}",
             f"{time.time():.3f}",
+            "drop" if drop_poll else ("" if poll is None else f"{poll:.3f}"),
         ]
         for name, value in fields.items():
             args += [name, value]
-        keys = [self.keys.item(run, item), self.keys.inflight]
+        keys = [self.keys.item(run, item), self.keys.inflight, self.keys.polls]
         result = cast(list[Any], self._call(self._transition, keys=keys, args=args))
         return bool(int(result[0]))
 
@@ -411,8 +420,6 @@ __all__ = [
     "ItemRecord",
     "RunRecord",
     "StatusStore",
-    "compress_invoice",
     "connect",
-    "decompress_invoice",
     "run_record_from_hash",
 ]

@@ -22,7 +22,8 @@ from worker.pipeline import (
     idempotency_key,
     send_invoice,
 )
-from worker.store import RunRecord, StatusStore, compress_invoice
+from worker.payload import compress_invoice
+from worker.store import RunRecord, StatusStore
 
 CONFIG = """
 [[exports]]

@@ -6,7 +6,8 @@ import pytest
 from producer.samples import sample_invoices
 from worker.errors import InvoiceError, TransientError
 from worker.keys import State, item_id
-from worker.store import RunRecord, StatusStore, compress_invoice
+from worker.payload import compress_invoice
+from worker.store import RunRecord, StatusStore
 
 
 def _run(store: StatusStore, count: int = 3, exports: list[str] | None = None) -> list[str]:
