@@ -264,7 +264,7 @@ class StatusStore:
         number = item.rpartition("/")[0]
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.item(run, item))
-        pipe.execute_command("GET", self.keys.payload(number), NEVER_DECODE=True)
+        pipe.execute_command("GET", self.keys.payload(number), NEVER_DECODE=True)  # type: ignore[no-untyped-call]
         raw, blob = cast(list[Any], self._call(pipe.execute))
         record = ItemRecord.from_hash(run, item, raw) if raw else None
         return record, cast(bytes | None, blob)
