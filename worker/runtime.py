@@ -69,6 +69,8 @@ class Runtime:
         limits = Limits(
             per_second=settings.tenant_rps,
             concurrent=settings.tenant_concurrency,
+            # a fifth of a second's worth at once: workers start together
+            burst=max(10, int(settings.tenant_rps / 5)),
             lease_s=settings.connect_timeout_s + settings.read_timeout_s + 5,
         )
         return TenantLimiter(self.store.redis, keys=self.store.keys, limits=limits)

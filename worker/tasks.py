@@ -66,6 +66,7 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
     except Throttled as error:
         # Held back by the shared limits: not a failure, and not counted as one.
         delay = error.retry_after + random.uniform(0.0, 0.25)
+        log.debug("run=%s item=%s held back %.2f s: %s", run, item, delay, error)
         raise self.retry(countdown=delay, kwargs={"failures": failures}) from error
     except TransientError as error:
         if failures >= settings.retry_max:
