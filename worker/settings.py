@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     """The first retry's delay; it doubles at each retry, with jitter."""
     retry_max_s: float = Field(120.0, gt=0)
     """The longest delay between two retries."""
-    visibility_timeout_s: int = Field(600, ge=60)
+    visibility_timeout_s: int = Field(1800, ge=60)
     """After this long an unacknowledged task is delivered again (Redis transport)."""
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         if longest * 2 >= self.visibility_timeout_s:
             raise ValueError(
                 f"poll and retry intervals (up to {longest:g} s) must stay well below "
+                f"visibility_timeout_s ({self.visibility_timeout_s} s)"
+            )
+        if self.confirm_deadline_s >= self.visibility_timeout_s:
+            raise ValueError(
+                f"confirm_deadline_s ({self.confirm_deadline_s:g} s) must stay below "
                 f"visibility_timeout_s ({self.visibility_timeout_s} s)"
             )
         return self
