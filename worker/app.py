@@ -40,11 +40,13 @@ class PollHeartbeat(bootsteps.StartStopStep):
         if self.timer_ref is not None:
             self.timer_ref.cancel()
             self.timer_ref = None
+        parent.app.heeros_runtime.metrics.flush()
 
     def beat(self, parent: Any) -> None:
         app = parent.app
         runtime: Runtime = app.heeros_runtime
         store = runtime.store
+        runtime.metrics.flush()
         try:
             # One beat of all the workers' beats wins each interval (SET NX with expiry).
             if store.redis.set(

@@ -1,8 +1,10 @@
 """Counters and histograms of the export, kept in Redis so every worker adds to one figure.
 
-Each recording call is one pipelined round trip (an HINCRBY or two), and a
-failure to record is logged and dropped: a metric is never worth failing an
-export for. The keys, under the status store's prefix::
+Recording adds to counters in the process; they are written to Redis in one
+pipelined round trip at most once a :attr:`Metrics.flush_every_s` (and by the
+worker's heartbeat), so the hot path makes no Redis call for its metrics. A
+failure to write is logged and the counts are kept for the next flush: a metric
+is never worth failing an export for. The keys, under the status store's prefix::
 
     {p}:metrics:invoices      hash  "EXPORT<US>STATE" -> invoices that reached that final state
     {p}:metrics:send          hash  "EXPORT<US>LE" -> sends in that bucket; "EXPORT<US>sum"
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -128,9 +132,15 @@ class MetricsSnapshot:
 class Metrics:
     """Records the export's figures in Redis; takes its client from the caller."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "hx") -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str = "hx", *, flush_every_s: float = 0.0
+    ) -> None:
         self.redis = client
         self.keys = MetricKeys(prefix)
+        self.flush_every_s = flush_every_s
+        self._pending: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self._flushed = time.monotonic()
 
     def observe_send(self, export: str, seconds: float) -> None:
         """How long one send to Heeros took, from the request to its answer."""
@@ -142,18 +152,39 @@ class Metrics:
 
     def count_final(self, export: str, state: str) -> None:
         """An invoice reached a final state (exported, failed, incomplete, ...) in an export."""
-        self._record(lambda pipe: pipe.hincrby(self.keys.invoices, _field(export, state), 1))
+        self._add((self.keys.invoices, _field(export, state)), 1)
 
     def count_error(self, code: str) -> None:
         """Heeros answered with an error (see :func:`error_code`)."""
-        self._record(lambda pipe: pipe.hincrby(self.keys.errors, code, 1))
+        self._add((self.keys.errors, code), 1)
 
     def count_retry(self, kind: str) -> None:
         """A task was retried (``"send"``) or a poll found Heeros unavailable (``"poll"``)."""
-        self._record(lambda pipe: pipe.hincrby(self.keys.retries, kind, 1))
+        self._add((self.keys.retries, kind), 1)
+
+    def flush(self) -> None:
+        """Write the counts recorded in this process to Redis, in one round trip."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._flushed = time.monotonic()
+        if not pending:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for (key, name), amount in pending.items():
+                if name.endswith(SEPARATOR + SUM):
+                    pipe.hincrbyfloat(key, name, amount)
+                else:
+                    pipe.hincrby(key, name, int(amount))
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("metrics not written yet: Redis failed: %s", exc)
+            with self._lock:
+                for slot, amount in pending.items():
+                    self._pending[slot] = self._pending.get(slot, 0) + amount
 
     def read(self) -> MetricsSnapshot:
-        """Every figure, in one round trip."""
+        """Every figure written so far, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         for key in (
             self.keys.invoices,
@@ -178,20 +209,17 @@ class Metrics:
 
     def _observe(self, key: str, export: str, seconds: float) -> None:
         seconds = max(0.0, seconds)
+        self._add((key, _field(export, bucket_label(seconds))), 1, (key, _field(export, SUM)),
+                  seconds)
 
-        def add(pipe: Any) -> object:
-            pipe.hincrby(key, _field(export, bucket_label(seconds)), 1)
-            return pipe.hincrbyfloat(key, _field(export, SUM), seconds)
-
-        self._record(add)
-
-    def _record(self, commands: Callable[[Any], object]) -> None:
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            commands(pipe)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("a metric was not recorded: Redis failed: %s", exc)
+    def _add(self, slot: tuple[str, str], amount: float, *more: Any) -> None:
+        with self._lock:
+            self._pending[slot] = self._pending.get(slot, 0) + amount
+            for other, extra in zip(more[::2], more[1::2], strict=True):
+                self._pending[other] = self._pending.get(other, 0) + extra
+            due = time.monotonic() - self._flushed >= self.flush_every_s
+        if due:
+            self.flush()
 
 
 def _field(export: str, name: str) -> str:

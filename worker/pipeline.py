@@ -34,6 +34,7 @@ from worker.errors import (
 from worker.finvoice import render_document
 from worker.keys import State, split_item
 from worker.messages import user_message
+from worker.metrics import Metrics, error_code
 from worker.payload import invoice_source
 from worker.starttext import SendOptions
 from worker.store import ItemRecord, StatusStore
@@ -134,7 +135,12 @@ def failure_kind(error: ExportError) -> str:
 
 
 def fail_item(
-    store: StatusStore, record: ItemRecord, error: ExportError, *, now: float | None = None
+    store: StatusStore,
+    record: ItemRecord,
+    error: ExportError,
+    *,
+    now: float | None = None,
+    metrics: Metrics | None = None,
 ) -> bool:
     """End an item as failed with the message a user sees."""
     message = user_message(error, invoice_number=record.number)
@@ -146,7 +152,7 @@ def fail_item(
         message,
     )
     _, export_index = split_item(record.item)
-    return store.transition(
+    ended = store.transition(
         record.run,
         record.item,
         State.FAILED,
@@ -156,6 +162,13 @@ def fail_item(
         message=message,
         updated=f"{now or time.time():.3f}",
     )
+    if metrics is not None:
+        code = error_code(error)
+        if code is not None:
+            metrics.count_error(code)
+        if ended:
+            metrics.count_final(record.export, State.FAILED.value)
+    return ended
 
 
 def send_invoice(
@@ -166,6 +179,7 @@ def send_invoice(
     *,
     timing: Timing,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Outcome:
     """Send one queued item to Heeros; transient errors are raised for a later retry."""
     record, blob = store.item_and_source(run, item)
@@ -191,7 +205,7 @@ def send_invoice(
             source, record.number, target.transform, encoding=target.encoding
         )
     except PermanentError as error:
-        fail_item(store, record, error)
+        fail_item(store, record, error, metrics=metrics)
         return Outcome.FAILED
     heeros_id: str | None = None
     if record.state is State.SENDING and not record.held:
@@ -202,6 +216,7 @@ def send_invoice(
             log.info("run=%s invoice=%s already in Heeros as %s", run, record.number, heeros_id)
     store.transition(run, item, State.SENDING, export_index=export_index, held="")
     if heeros_id is None:
+        began = time.perf_counter()
         try:
             heeros_id = client.send(
                 record.number,
@@ -215,8 +230,10 @@ def send_invoice(
             store.set_item_fields(run, item, held="1")
             raise
         except PermanentError as error:
-            fail_item(store, record, error)
+            fail_item(store, record, error, metrics=metrics)
             return Outcome.FAILED
+        if metrics is not None:
+            metrics.observe_send(record.export, time.perf_counter() - began)
     now = clock()
     store.transition(
         run,
@@ -240,6 +257,7 @@ def check_invoice(
     *,
     timing: Timing,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Outcome:
     """Poll one sent item's status in Heeros and end it when Heeros has decided."""
     record = store.item(run, item)
@@ -255,14 +273,14 @@ def check_invoice(
     except TransientError:
         # Heeros could not be asked: that is no answer, so ask again, a while past the deadline.
         if now >= deadline + timing.grace_s:
-            return _unconfirmed(store, record, export_index)
+            return _unconfirmed(store, record, export_index, metrics)
         store.schedule_poll(run, item, now + timing.next_poll(record.polls))
         raise
     except PermanentError as error:
-        fail_item(store, record, error)
+        fail_item(store, record, error, metrics=metrics)
         return Outcome.FAILED
     if status.state is RemoteState.CONFIRMED:
-        store.transition(
+        ended = store.transition(
             run,
             item,
             State.EXPORTED,
@@ -270,11 +288,14 @@ def check_invoice(
             drop_poll=True,
             heeros_status=status.heeros_status,
         )
+        if ended and metrics is not None:
+            metrics.count_final(record.export, State.EXPORTED.value)
+            metrics.observe_confirmation(record.export, now - _sent_at(record, timing))
         log.info("run=%s invoice=%s exported (%s)", run, record.number, status.heeros_status)
         return Outcome.EXPORTED
     if status.state is RemoteState.INCOMPLETE:
         incomplete = InvoiceIncomplete(record.heeros_id)
-        store.transition(
+        ended = store.transition(
             run,
             item,
             State.INCOMPLETE,
@@ -283,6 +304,9 @@ def check_invoice(
             heeros_status=status.heeros_status,
             message=user_message(incomplete, invoice_number=record.number),
         )
+        if ended and metrics is not None:
+            metrics.count_final(record.export, State.INCOMPLETE.value)
+            metrics.observe_confirmation(record.export, now - _sent_at(record, timing))
         return Outcome.INCOMPLETE
     if status.state is RemoteState.ERROR:
         fail_item(
@@ -291,10 +315,11 @@ def check_invoice(
             HeerosRefusedError(
                 status.error_code or "ERROR", status.error_message or "processing failed"
             ),
+            metrics=metrics,
         )
         return Outcome.FAILED
     if now >= deadline:
-        return _unconfirmed(store, record, export_index)
+        return _unconfirmed(store, record, export_index, metrics)
     polls = record.polls + 1
     store.transition(
         run,
@@ -307,9 +332,16 @@ def check_invoice(
     return Outcome.PENDING
 
 
-def _unconfirmed(store: StatusStore, record: ItemRecord, export_index: int) -> Outcome:
+def _sent_at(record: ItemRecord, timing: Timing) -> float:
+    deadline = record.deadline or record.updated + timing.confirm_deadline_s
+    return deadline - timing.confirm_deadline_s
+
+
+def _unconfirmed(
+    store: StatusStore, record: ItemRecord, export_index: int, metrics: Metrics | None = None
+) -> Outcome:
     error = ConfirmationTimeout(record.heeros_id or "")
-    store.transition(
+    ended = store.transition(
         record.run,
         record.item,
         State.UNCONFIRMED,
@@ -317,6 +349,8 @@ def _unconfirmed(store: StatusStore, record: ItemRecord, export_index: int) -> O
         drop_poll=True,
         message=user_message(error, invoice_number=record.number),
     )
+    if ended and metrics is not None:
+        metrics.count_final(record.export, State.UNCONFIRMED.value)
     log.warning("run=%s invoice=%s not confirmed before the deadline", record.run, record.number)
     return Outcome.UNCONFIRMED
 

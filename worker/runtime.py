@@ -17,6 +17,7 @@ from worker.client import HeerosClient
 from worker.errors import ConfigError
 from worker.exportconfig import Export, ExportConfig, load_export_config
 from worker.limiter import LimitedHeeros, Limits, TenantLimiter
+from worker.metrics import Metrics
 from worker.pipeline import Heeros, Target, Timing
 from worker.settings import Settings
 from worker.store import StatusStore, connect
@@ -54,6 +55,10 @@ class Runtime:
     def queue_length(self, queue: str) -> int:
         """Messages waiting in a Celery queue on the Redis broker."""
         return int(self.broker_redis.llen(queue))
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.store.redis, prefix=self.settings.key_prefix, flush_every_s=1.0)
 
     @cached_property
     def timing(self) -> Timing:

@@ -24,6 +24,7 @@ from worker.errors import (
     TransientError,
 )
 from worker.keys import State
+from worker.metrics import error_code
 from worker.pipeline import check_invoice, fail_item, send_invoice
 from worker.runtime import Runtime
 
@@ -62,7 +63,14 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
     runtime = runtime_of(self)
     settings = runtime.settings
     try:
-        return send_invoice(runtime.store, runtime.resolve, run, item, timing=runtime.timing).value
+        return send_invoice(
+            runtime.store,
+            runtime.resolve,
+            run,
+            item,
+            timing=runtime.timing,
+            metrics=runtime.metrics,
+        ).value
     except Throttled as error:
         # Held back by the shared limits: not a failure, and not counted as one.
         delay = error.retry_after + random.uniform(0.0, 0.25)
@@ -72,8 +80,12 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
         if failures >= settings.retry_max:
             record = runtime.store.item(run, item)
             if record is not None:
-                fail_item(runtime.store, record, error)
+                fail_item(runtime.store, record, error, metrics=runtime.metrics)
             return "failed"
+        code = error_code(error)
+        if code is not None:
+            runtime.metrics.count_error(code)
+        runtime.metrics.count_retry("send")
         delay = retry_delay(failures, error, base=settings.retry_base_s, cap=settings.retry_max_s)
         log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, failures + 1, delay, error)
         raise self.retry(countdown=delay, kwargs={"failures": failures + 1}) from error
@@ -81,7 +93,7 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
         # A permanent error outside the pipeline's own handling (configuration).
         record = runtime.store.item(run, item)
         if record is not None:
-            fail_item(runtime.store, record, error)
+            fail_item(runtime.store, record, error, metrics=runtime.metrics)
         return "failed"
 
 
@@ -98,13 +110,24 @@ def poll_due(self: Task[Any, Any]) -> int:
         self.apply_async()
     for run, item in claimed:
         try:
-            check_invoice(runtime.store, runtime.resolve, run, item, timing=runtime.timing)
+            check_invoice(
+                runtime.store,
+                runtime.resolve,
+                run,
+                item,
+                timing=runtime.timing,
+                metrics=runtime.metrics,
+            )
         except TransientError as error:
+            code = error_code(error)
+            if code is not None:
+                runtime.metrics.count_error(code)
+            runtime.metrics.count_retry("poll")
             log.info("run=%s item=%s status not known yet: %s", run, item, error)
         except PermanentError as error:
             record = runtime.store.item(run, item)
             if record is not None:
-                fail_item(runtime.store, record, error)
+                fail_item(runtime.store, record, error, metrics=runtime.metrics)
     return len(claimed)
 
 

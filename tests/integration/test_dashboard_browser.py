@@ -1,0 +1,292 @@
+"""The dashboard in headless Chromium, over real workers, a real Redis and the sandbox.
+
+A person's view: log in, watch a period go from a moving bar to green, see a
+failed invoice's exact message, press "Re-queue failed" and watch the run
+turn green; then ``/metrics`` must agree with the run's figures. The run page
+of the failed run is saved as ``docs/dashboard.png`` for the README.
+
+Needs Debian's ``chromium`` (``scripts/ensure-browser.sh``) and the
+``playwright`` Python client, which drives that browser (no browser download).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from producer.dashboard import create_dashboard
+from producer.metrics import create_metrics_router
+from producer.samples import sample_invoices
+from producer.services import free_port
+from tests.integration.conftest import Exporter
+from worker.aggregator import RunState
+from worker.app import create_app
+from worker.keys import State, item_id
+from worker.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+TOKEN = "browser-test-token-6604"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+UNAVAILABLE = (
+    "It was not possible to send the invoice to Heeros. Error code from Heeros: HTTP_503. "
+    "Error message from Heeros: "
+)
+
+
+def _chromium() -> str | None:
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
+def _missing() -> list[str]:
+    missing = []
+    if _chromium() is None:
+        missing.append("chromium (scripts/ensure-browser.sh installs it)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    missing = _missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser tests need {', '.join(missing)}")
+        pytest.skip(f"the browser tests need {', '.join(missing)}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def served(exporter: Exporter) -> Iterator[str]:
+    """The dashboard (under /dashboard) and /metrics on a free loopback port."""
+    settings = Settings(
+        redis_url=exporter.redis_url,
+        base_url=exporter.sandbox_url,
+        export_config=exporter.config_path,
+        api_token=TOKEN,
+    )
+    app = FastAPI()
+    app.include_router(
+        create_dashboard(settings, celery_app=create_app(settings)), prefix="/dashboard"
+    )
+    app.include_router(create_metrics_router(settings))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+def _log_in(page: Any, base: str) -> None:
+    page.goto(f"{base}/dashboard/")
+    assert "/dashboard/login" in page.url
+    page.fill("#token", "not-the-token")
+    page.click("button[type=submit]")
+    assert page.inner_text("#login-error") == "That token is not right."
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard/")
+    assert page.is_visible("table.runs")
+
+
+def _bar(page: Any) -> dict[str, Any]:
+    return dict(
+        page.evaluate(
+            """() => {
+                const bar = document.getElementById("bar");
+                return {state: bar.dataset.state, label: bar.querySelector(".label").textContent,
+                        width: parseFloat(bar.querySelector(".fill").style.width),
+                        exported: Number(document.querySelector('[data-figure="exported"]')
+                                         .textContent)};
+            }"""
+        )
+    )
+
+
+def _watch_until_finished(page: Any, *, timeout: float = 150) -> list[dict[str, Any]]:
+    """Every distinct look of the bar until it stops moving."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        look = _bar(page)
+        if not seen or look != seen[-1]:
+            seen.append(look)
+        if look["state"] != RunState.RUNNING.value:
+            return seen
+        time.sleep(0.1)
+    pytest.fail(f"the bar kept moving for {timeout} s: {seen[-3:]}")
+
+
+def _scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
+    answer = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert "integration-key" not in answer.text
+    samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+API = ("export", "Heeros (API)")
+
+
+def test_a_period_goes_from_moving_to_green(exporter: Exporter, served: str, page: Any) -> None:
+    _log_in(page, served)
+    invoices = list(sample_invoices(300))
+    started = exporter.close_period(invoices)
+    assert started.total == 300
+
+    page.goto(f"{served}/dashboard/")
+    row = page.locator(f'tr[data-run="{started.run}"]')
+    assert row.locator(".bar").get_attribute("data-state") == "running"
+    row.locator("a").first.click()
+    page.wait_for_url(re.compile(rf"/dashboard/runs/{started.run}$"))
+    first = _bar(page)
+    assert first == {
+        "state": "running",
+        "label": "Exporting: 0 of 300 exported",
+        "width": 0.0,
+        "exported": 0,
+    }
+
+    exporter.start_workers(1)
+    seen = _watch_until_finished(page)
+    moving = [look for look in seen if look["state"] == "running" and 0 < look["width"] < 100]
+    assert moving, f"the bar never showed progress: {seen}"
+    widths = [look["width"] for look in seen if look["state"] == "running"]
+    assert widths == sorted(widths)
+    assert seen[-1] == {
+        "state": "complete",
+        "label": "Export complete: all 300 invoices exported",
+        "width": 100.0,
+        "exported": 300,
+    }
+    assert page.inner_text('[data-figure="in_progress"]') == "0"
+    assert page.is_hidden("#requeue")
+    page.goto(f"{served}/dashboard/")
+    assert row.locator(".bar").get_attribute("data-state") == "complete"
+
+    samples = _scrape(served)
+    assert samples[("heeros_invoices_total", (API, ("state", "exported")))] == 300
+    assert samples[("heeros_send_seconds_count", (API,))] == 300
+    assert samples[("heeros_send_seconds_bucket", (API, ("le", "+Inf")))] == 300
+    assert samples[("heeros_confirmation_seconds_count", (API,))] == 300
+    assert samples[("heeros_runs_in_progress", ())] == 0
+    assert samples[("heeros_polls_pending", ())] == 0
+
+
+def test_a_failed_invoice_is_shown_and_requeued_until_green(
+    exporter: Exporter, served: str, page: Any
+) -> None:
+    exporter.env["HEEROS_RETRY_MAX"] = "1"
+    exporter.knobs(outage=True)
+    exporter.start_workers(1)
+    invoices = list(sample_invoices(40, first=400001))
+    started = exporter.close_period(invoices, period="2026-12")
+    summary = exporter.wait(started.run, timeout=120)
+    assert summary.state is RunState.FAILED and summary.counts["failed"] == 40
+    record = exporter.store.item(started.run, item_id("400007", 0))
+    assert record is not None and record.state is State.FAILED and record.message
+    assert record.message.startswith(UNAVAILABLE)
+
+    _log_in(page, served)
+    page.goto(f"{served}/dashboard/runs/{started.run}")
+    assert _bar(page) == {
+        "state": "failed",
+        "label": "The invoice export failed: 40 of 40 invoices were not exported (0 exported)",
+        "width": 100.0,
+        "exported": 0,
+    }
+    shown = page.locator('tr[data-item="400007/0"]')
+    assert shown.locator("td.message").inner_text() == record.message
+    assert shown.locator("td").nth(5).inner_text() == str(record.attempts)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+    page.fill("#number", "400007")
+    page.click("form[action$='/search'] button")
+    page.wait_for_url(re.compile(r"/search\?number=400007$"))
+    assert page.locator('tr[data-item="400007/0"] td.message').inner_text() == record.message
+    page.go_back()
+    page.wait_for_selector("#requeue:not([hidden])")
+
+    exporter.knobs(outage=False)
+    page.click("#requeue button")
+    page.wait_for_url(re.compile(rf"/runs/{started.run}\?requeued=40$"))
+    assert page.inner_text("#requeued") == "Re-queued 40 invoices."
+    seen = _watch_until_finished(page)
+    assert seen[-1] == {
+        "state": "complete",
+        "label": "Export complete: all 40 invoices exported",
+        "width": 100.0,
+        "exported": 40,
+    }
+    page.wait_for_selector("#problems >> text=No failed, incomplete or unconfirmed invoices.")
+    received = exporter.received()
+    assert sorted(ref for (_, _, ref) in received) == sorted(i.number for i in invoices)
+    assert all(entry["stored"] == 1 for entry in received.values())
+
+    samples = _scrape(served)
+    assert samples[("heeros_invoices_total", (API, ("state", "failed")))] == 40
+    assert samples[("heeros_invoices_total", (API, ("state", "exported")))] == 40
+    assert samples[("heeros_send_seconds_count", (API,))] == 40
+    assert samples[("heeros_confirmation_seconds_count", (API,))] == 40
+    assert samples[("heeros_errors_total", (("code", "HTTP_503"),))] >= 40
+    assert samples[("heeros_retries_total", (("kind", "send"),))] >= 40
+    assert samples[("heeros_runs_in_progress", ())] == 0
