@@ -21,8 +21,8 @@ from worker.finvoice import render_finvoice
 from worker.invoice import Invoice
 from worker.keys import State, item_id
 from worker.messages import user_message
-from worker.pipeline import failure_kind
 from worker.payload import compress_invoice
+from worker.pipeline import failure_kind
 from worker.store import RunRecord, StatusStore
 
 

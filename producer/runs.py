@@ -20,8 +20,8 @@ from worker.exportconfig import ExportConfig
 from worker.invoice import Invoice
 from worker.keys import State, item_id, split_item
 from worker.messages import user_message
-from worker.pipeline import failure_kind
 from worker.payload import compress_invoice
+from worker.pipeline import failure_kind
 from worker.store import RunRecord, StatusStore
 from worker.tasks import SEND_QUEUE, SEND_TASK
 
@@ -247,6 +247,8 @@ def requeue_run(app: Celery, store: StatusStore, run: str) -> Requeued:
         members = store.members(run, state)
         again: list[str] = []
         for record in store.items(run, members):
+            if record.kind == "invoice":
+                continue  # refused at intake: only the TMS can send it again, corrected
             _, export_index = split_item(record.item)
             reached = state is State.UNCONFIRMED or record.attempts > 0
             target = State.SENDING if reached else State.QUEUED

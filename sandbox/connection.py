@@ -33,7 +33,11 @@ def transport_of(receive: Receive) -> asyncio.Transport | None:
     """The asyncio transport behind uvicorn's ``receive``, if it can be reached."""
     cycle: Any = getattr(receive, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    return transport if isinstance(transport, asyncio.Transport) else None
+    # uvloop's transports do not derive from asyncio.Transport: check for what is used.
+    usable = callable(getattr(transport, "abort", None)) and callable(
+        getattr(transport, "get_extra_info", None)
+    )
+    return transport if usable else None
 
 
 def abort(transport: asyncio.Transport) -> None:

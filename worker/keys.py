@@ -12,6 +12,7 @@ A run ``R`` of invoices is kept as::
     {p}:polls                 zset  "R ITEM" -> when its status is next due
     {p}:inflight              zset  "R ITEM" -> last change, for items not yet final
     {p}:period:PERIOD         str   the run that closed the period
+    {p}:period:PERIOD:invoices set  the invoice numbers known of the period
     {p}:runseq:PERIOD         int   the last run number of the period
 
 An item is one invoice sent to one export: ``NUMBER/EXPORT-INDEX``.
@@ -101,6 +102,9 @@ class Keys:
 
     def period(self, period: str) -> str:
         return f"{self.prefix}:period:{period}"
+
+    def period_invoices(self, period: str) -> str:
+        return f"{self.prefix}:period:{period}:invoices"
 
     def run_sequence(self, period: str) -> str:
         return f"{self.prefix}:runseq:{period}"

@@ -217,11 +217,11 @@ class StatusStore:
         """Remember the invoice numbers of a closed period, to export the period again."""
         members = list(numbers)
         if members:
-            self._call(self.redis.sadd, self.keys.period(period) + ":invoices", *members)
+            self._call(self.redis.sadd, self.keys.period_invoices(period), *members)
 
     def period_invoices(self, period: str) -> list[str]:
         """The invoice numbers a closed period holds (empty for a period never closed)."""
-        key = self.keys.period(period) + ":invoices"
+        key = self.keys.period_invoices(period)
         return sorted(cast(set[str], self._call(self.redis.smembers, key)))
 
     def members(self, run: str, state: State) -> list[str]:
