@@ -73,6 +73,7 @@ from worker.app import create_app
 from worker.errors import ConfigError, ExportError, InvoiceError, TransientError
 from worker.exportconfig import ExportConfig, load_export_config
 from worker.keys import State
+from worker.logs import register_secret
 from worker.settings import Settings
 from worker.store import StatusStore, connect
 
@@ -242,6 +243,9 @@ def create_api(
         if settings.export_config is None:
             raise ConfigError("no export configuration: set HEEROS_EXPORT_CONFIG to its file")
         config = load_export_config(settings.export_config)
+    for configured in config.exports:
+        if configured.client_key is not None:
+            register_secret(configured.client_key.get_secret_value())
     ops = Operations(
         celery_app or create_app(settings),
         store or StatusStore(connect(settings.redis_url), prefix=settings.key_prefix),

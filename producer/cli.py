@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from celery.signals import setup_logging
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -18,6 +19,7 @@ from producer.triggers import Operations, Refused, RunAccepted, run_warnings
 from worker.aggregator import RunState, RunSummary, problems, recent_runs, summarize
 from worker.errors import ExportError
 from worker.exportconfig import ExportConfig, load_export_config
+from worker.logs import configure_logging
 from worker.opterxml import serialize_invoice
 from worker.settings import Settings
 from worker.store import StatusStore, connect
@@ -52,6 +54,7 @@ def worker(ctx: typer.Context) -> None:
 
     settings = Settings()
     app = create_app(settings)
+    setup_logging.connect(_structured_logs, weak=False)
     argv = [
         "worker",
         "-Q",
@@ -63,6 +66,11 @@ def worker(ctx: typer.Context) -> None:
         *ctx.args,
     ]
     app.worker_main(argv=argv)
+
+
+def _structured_logs(loglevel: str | int | None = None, **_: object) -> None:
+    # Celery asks for its logging to be set up; one key=value line per event instead.
+    configure_logging(loglevel or "INFO")
 
 
 def _settings_and_config() -> tuple[Settings, ExportConfig]:
@@ -200,11 +208,14 @@ def api(
     token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
     if allow_anonymous and not token and host not in LOOPBACK:
         raise _fail(f"--allow-anonymous serves only a loopback address, not {host}")
+    configure_logging("INFO")
     try:
         application = create_api(settings, allow_anonymous=allow_anonymous)
     except ExportError as error:
         raise _fail(str(error)) from None
-    uvicorn.run(application, host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        application, host=host, port=port, log_level="info", proxy_headers=False, log_config=None
+    )
 
 
 def _line(summary: RunSummary) -> str:

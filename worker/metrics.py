@@ -209,8 +209,9 @@ class Metrics:
 
     def _observe(self, key: str, export: str, seconds: float) -> None:
         seconds = max(0.0, seconds)
-        self._add((key, _field(export, bucket_label(seconds))), 1, (key, _field(export, SUM)),
-                  seconds)
+        self._add(
+            (key, _field(export, bucket_label(seconds))), 1, (key, _field(export, SUM)), seconds
+        )
 
     def _add(self, slot: tuple[str, str], amount: float, *more: Any) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from worker.client import HeerosClient
 from worker.errors import ConfigError
 from worker.exportconfig import Export, ExportConfig, load_export_config
 from worker.limiter import LimitedHeeros, Limits, TenantLimiter
+from worker.logs import register_secret
 from worker.metrics import Metrics
 from worker.pipeline import Heeros, Target, Timing
 from worker.settings import Settings
@@ -95,12 +96,14 @@ class Runtime:
         return export, client
 
     def _client(self, export: Export) -> HeerosClient:
+        key = export.require_client_key()
+        register_secret(key.get_secret_value())
         return HeerosClient(
             base_url=self.settings.base_url,
             office_code=export.office_code,
             customer_code=export.customer_code,
             client_identity=export.file_transfer.client_identity,
-            client_key=export.require_client_key(),
+            client_key=key,
             connect_timeout=self.settings.connect_timeout_s,
             read_timeout=self.settings.read_timeout_s,
         )
