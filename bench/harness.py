@@ -148,18 +148,24 @@ class System:
 
     def knobs(self, **values: Any) -> None:
         current = httpx.get(f"{self.sandbox.url}/_admin/knobs", timeout=10).json()
-        httpx.put(f"{self.sandbox.url}/_admin/knobs", json={**current, **values},
-                  timeout=10).raise_for_status()
+        httpx.put(
+            f"{self.sandbox.url}/_admin/knobs", json={**current, **values}, timeout=10
+        ).raise_for_status()
 
     def reset(self) -> None:
         redis.Redis.from_url(self.redis.url).flushall()
         httpx.post(f"{self.sandbox.url}/_admin/reset", timeout=10).raise_for_status()
 
-    def start_workers(self, count: int, *, env: dict[str, str] | None = None,
-                      args: Sequence[str] = ()) -> list[LocalProcess]:
+    def start_workers(
+        self, count: int, *, env: dict[str, str] | None = None, args: Sequence[str] = ()
+    ) -> list[LocalProcess]:
         started = [
-            start_worker(env={**self.env, **(env or {})}, name=f"bench{len(self.workers) + n}",
-                         log_dir=self.folder, args=["--loglevel", "WARNING", *args])
+            start_worker(
+                env={**self.env, **(env or {})},
+                name=f"bench{len(self.workers) + n}",
+                log_dir=self.folder,
+                args=["--loglevel", "WARNING", *args],
+            )
             for n in range(count)
         ]
         self.workers += started
@@ -186,13 +192,23 @@ class System:
 
 
 @contextmanager
-def system(*, latency_ms: int = 200, confirm_after_s: float = 2.0,
-           sandbox_args: Sequence[str] = ()) -> Iterator[System]:
+def system(
+    *, latency_ms: int = 200, confirm_after_s: float = 2.0, sandbox_args: Sequence[str] = ()
+) -> Iterator[System]:
     folder = Path(tempfile.mkdtemp(prefix="heeros-bench-"))
     server = start_redis(log_dir=folder)
     sandbox = start_sandbox(
-        args=["--user", f"bench:{KEY}", "--latency-ms", str(latency_ms), "--confirm-after",
-              str(confirm_after_s), "--log-level", "warning", *sandbox_args],
+        args=[
+            "--user",
+            f"bench:{KEY}",
+            "--latency-ms",
+            str(latency_ms),
+            "--confirm-after",
+            str(confirm_after_s),
+            "--log-level",
+            "warning",
+            *sandbox_args,
+        ],
         log_dir=folder,
     )
     config_path = folder / "exports.toml"

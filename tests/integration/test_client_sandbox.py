@@ -27,14 +27,17 @@ from worker.starttext import SendOptions
 pytestmark = pytest.mark.integration
 
 KEY = "client-sandbox-key-77"
-BUYER_WITHOUT_ADDRESS = Customer(customer_number="9001", name="Osoitteeton Oy",
-                                 business_id="0201256-6", vat_number="FI02012566")
+BUYER_WITHOUT_ADDRESS = Customer(
+    customer_number="9001", name="Osoitteeton Oy", business_id="0201256-6", vat_number="FI02012566"
+)
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
-    server = start_sandbox(args=["--user", f"client:{KEY}", "--log-level", "warning"],
-                           log_dir=tmp_path_factory.mktemp("sandbox"))
+    server = start_sandbox(
+        args=["--user", f"client:{KEY}", "--log-level", "warning"],
+        log_dir=tmp_path_factory.mktemp("sandbox"),
+    )
     yield server
     server.stop()
 
@@ -53,8 +56,14 @@ def knobs(sandbox: LocalProcess, **values: Any) -> None:
 
 
 def client(sandbox: LocalProcess, *, key: str = KEY, customer: str = "00079") -> HeerosClient:
-    return HeerosClient(base_url=sandbox.url, office_code="29010", customer_code=customer,
-                        client_identity="client", client_key=SecretStr(key), read_timeout=10)
+    return HeerosClient(
+        base_url=sandbox.url,
+        office_code="29010",
+        customer_code=customer,
+        client_identity="client",
+        client_key=SecretStr(key),
+        read_timeout=10,
+    )
 
 
 def document(invoice: Invoice) -> bytes:

@@ -53,8 +53,15 @@ class Answering:
         self.error = error
         self.calls = 0
 
-    def send(self, invoice_number: str, document: bytes, options: SendOptions,
-             idempotency_key: str, *, encoding: str = "UTF-8") -> str:
+    def send(
+        self,
+        invoice_number: str,
+        document: bytes,
+        options: SendOptions,
+        idempotency_key: str,
+        *,
+        encoding: str = "UTF-8",
+    ) -> str:
         self.calls += 1
         if self.error:
             raise self.error

@@ -13,6 +13,7 @@ from worker.client import HeerosClient, clear_token_cache
 from worker.errors import HeerosUnavailable
 from worker.exportconfig import Export, parse_export_config
 from worker.keys import State, item_id
+from worker.payload import compress_invoice
 from worker.pipeline import (
     Heeros,
     Outcome,
@@ -22,7 +23,6 @@ from worker.pipeline import (
     idempotency_key,
     send_invoice,
 )
-from worker.payload import compress_invoice
 from worker.store import RunRecord, StatusStore
 
 CONFIG = """
@@ -334,7 +334,10 @@ def test_idempotency_key_is_per_tenant_and_invoice_not_per_run(export: Export) -
 
 
 def test_a_status_that_cannot_be_asked_is_asked_again_past_the_deadline(
-    store: StatusStore, resolve, heeros: ScriptedHeeros, run: str  # type: ignore[no-untyped-def]
+    store: StatusStore,
+    resolve,
+    heeros: ScriptedHeeros,
+    run: str,  # type: ignore[no-untyped-def]
 ) -> None:
     send_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(1000))
     heeros.status_answer = httpx.Response(503, json={})
@@ -344,8 +347,10 @@ def test_a_status_that_cannot_be_asked_is_asked_again_past_the_deadline(
     assert record is not None and record.state is State.SENT
     assert store.next_poll_due() == 1103
     deadline_and_grace = 1100 + TIMING.grace_s
-    assert check_invoice(store, resolve, "R", run, timing=TIMING,
-                         clock=_clock(deadline_and_grace)) is Outcome.UNCONFIRMED
+    assert (
+        check_invoice(store, resolve, "R", run, timing=TIMING, clock=_clock(deadline_and_grace))
+        is Outcome.UNCONFIRMED
+    )
 
 
 def test_a_send_held_back_by_the_limits_is_not_looked_up_before_the_next_try(
