@@ -52,7 +52,7 @@ default = true
 
 RECOMMENDED_WORKERS = 2
 """One worker process per core (threads are bound to one core by the GIL)."""
-RECOMMENDED_ENV = {"HEEROS_CONCURRENCY": "64"}
+RECOMMENDED_ENV = {"HEEROS_CONCURRENCY": "32"}
 """The README's recommended settings for one 2-core machine."""
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
+from worker.broker import transport_for
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
     app = Celery("heeros", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker,
+        broker_transport=transport_for(settings.broker),
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,

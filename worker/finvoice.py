@@ -7,7 +7,9 @@ ISO-8859-15, with an XML declaration. The transform is the shipped
 ``finvoice-3.0`` (``worker/data/finvoice-3.0.xsl``, whose header documents the
 mapping) or the path of a user's ``.xsl`` file.
 
-Transforms and the schema are compiled once per process. A transform runs with
+A transform is compiled once per thread (an lxml stylesheet belongs to the thread
+that compiled it), the schema once per process; the schema's error log is shared
+with it, so one thread validates at a time. A transform runs with
 every file and network access denied (``document()`` and ``exsl:document`` fail);
 its stylesheet is parsed without a DTD, entities or network, so only its own
 local ``xsl:include``/``xsl:import`` files are read, when it is compiled. The
@@ -18,15 +20,16 @@ as XML in the export's encoding.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Protocol, cast
 
 from lxml import etree
 
+from worker.builds import built_once, per_thread
 from worker.errors import SchemaError, TransformError
 from worker.invoice import Invoice
 from worker.opterxml import ENCODINGS, invoice_element
@@ -97,13 +100,17 @@ def _stylesheet_source(name: str) -> tuple[bytes, str]:
         raise TransformError(f"transform {name}: the file cannot be read: {exc.strerror}") from exc
 
 
-@cache
+@per_thread
 def compile_transform(name: str) -> Transform:
-    """The transform ``name`` (``"finvoice-3.0"`` or an .xsl path), compiled once per process.
+    """The transform ``name`` (``"finvoice-3.0"`` or an .xsl path), compiled once per thread.
 
     Raises TransformError naming the transform, with libxslt's messages, when the
     file is missing or unreadable, is not well-formed, has a DTD or does not compile.
     """
+    return _compile(name)
+
+
+def _compile(name: str) -> Transform:
     source, base_url = _stylesheet_source(name)
     try:
         stylesheet = etree.fromstring(source, _parser(), base_url=base_url)
@@ -160,7 +167,11 @@ def transform_document(
     return root
 
 
-@cache
+_VALIDATING = threading.Lock()
+"""Held while the shared schema validates a document and its error log is read."""
+
+
+@built_once
 def _schema() -> etree.XMLSchema:
     resource = files("worker") / "data" / "Finvoice3.0.xsd"
     try:
@@ -190,6 +201,15 @@ def _parse(document: bytes, invoice_number: str) -> etree._Element:
         ) from exc
 
 
+def _schema_errors(document: etree._Element) -> list[str]:
+    """The schema's messages about ``document``: none when it is valid."""
+    schema = _schema()
+    with _VALIDATING:
+        if schema.validate(document):
+            return []
+        return _messages(schema.error_log) or ["the document is not valid"]
+
+
 def validate_finvoice(document: bytes | etree._Element, *, invoice_number: str) -> None:
     """Check a Finvoice document against the official Finvoice 3.0 XSD.
 
@@ -198,15 +218,14 @@ def validate_finvoice(document: bytes | etree._Element, *, invoice_number: str) 
     is invalid, the errors' lines are those of its serialized form (as
     :func:`render_finvoice` writes it).
     """
-    schema = _schema()
     if isinstance(document, etree._Element):
-        if schema.validate(document):
+        if not _schema_errors(document):
             return
         # A tree built in memory has no line numbers: find them in its serialized form.
         document = _serialize(document, "UTF-8")
-    if schema.validate(_parse(document, invoice_number)):
+    errors = _schema_errors(_parse(document, invoice_number))
+    if not errors:
         return
-    errors = _messages(schema.error_log)
     shown = "; ".join(errors[:SCHEMA_ERRORS_SHOWN])
     more = len(errors) - SCHEMA_ERRORS_SHOWN
     raise SchemaError(

@@ -8,10 +8,12 @@ states it), so the totals always add up to the cent.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +38,9 @@ from worker.identifiers import (
 CENT = Decimal("0.01")
 MAX_ROWS = 10_000
 MAX_AMOUNT = Decimal("1000000000")
+MAX_TOTAL = Decimal("100000000000")
+"""Bound of every computed sum: the transform's arithmetic (IEEE doubles, XPath 1.0)
+carries amounts below it to the cent."""
 VAT_RATES: frozenset[Decimal] = frozenset(
     Decimal(r) for r in ("25.5", "24", "14", "13.5", "10", "0")
 )
@@ -61,9 +66,21 @@ def _bounded(value: Decimal) -> Decimal:
     return value
 
 
-Text = Annotated[str, Field(min_length=1, max_length=1000)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Code = Annotated[str, Field(min_length=1, max_length=35)]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def _plain(value: str) -> str:
+    # XML 1.0 cannot carry these: refuse them here, where the field can be named.
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"contains the control character U+{ord(found.group()):04X}")
+    return value
+
+
+Plain = AfterValidator(_plain)
+Text = Annotated[str, Field(min_length=1, max_length=1000), Plain]
+Name = Annotated[str, Field(min_length=1, max_length=200), Plain]
+Code = Annotated[str, Field(min_length=1, max_length=35), Plain]
 SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")]
 Quantity = Annotated[Decimal, Field(decimal_places=4), AfterValidator(_bounded)]
 Price = Annotated[Decimal, Field(ge=0, decimal_places=4), AfterValidator(_bounded)]
@@ -94,7 +111,7 @@ class Address(_Model):
     """A postal address."""
 
     street: Name
-    postal_code: Annotated[str, Field(min_length=2, max_length=35)]
+    postal_code: Annotated[str, Field(min_length=2, max_length=35), Plain]
     city: Name
     country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "FI"
 
@@ -103,8 +120,8 @@ class Contact(_Model):
     """A contact person of the seller."""
 
     name: Name
-    phone: Annotated[str, Field(max_length=70)] | None = None
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    phone: Annotated[str, Field(max_length=70), Plain] | None = None
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"), Plain] | None = None
 
 
 class BankAccount(_Model):
@@ -156,8 +173,8 @@ class Customer(_Model):
     business_id: BusinessId | None = None
     vat_number: VatNumber | None = None
     address: Address | None = None
-    einvoice_address: Annotated[str, Field(min_length=2, max_length=35)] | None = None
-    einvoice_operator: Annotated[str, Field(min_length=2, max_length=35)] | None = None
+    einvoice_address: Annotated[str, Field(min_length=2, max_length=35), Plain] | None = None
+    einvoice_operator: Annotated[str, Field(min_length=2, max_length=35), Plain] | None = None
     language: Literal["fi", "sv", "en"] = "fi"
 
     @model_validator(mode="after")
@@ -171,8 +188,8 @@ class Customer(_Model):
 class Dimension(_Model):
     """One of Opter's economic units on a row (cost centre, vehicle, ...)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=35)]
-    value: Annotated[str, Field(min_length=1, max_length=35)]
+    name: Annotated[str, Field(min_length=1, max_length=35), Plain]
+    value: Annotated[str, Field(min_length=1, max_length=35), Plain]
 
 
 class InvoiceRow(_Model):
@@ -181,7 +198,7 @@ class InvoiceRow(_Model):
     code: Code | None = None
     description: Text
     quantity: Quantity
-    unit: Annotated[str, Field(min_length=1, max_length=14)] = "kpl"
+    unit: Annotated[str, Field(min_length=1, max_length=14), Plain] = "kpl"
     unit_price: Price
     vat_rate: VatRate
     account_number: Annotated[str, Field(pattern=r"^\d{1,10}$")] | None = None
@@ -195,13 +212,13 @@ class InvoiceRow(_Model):
         return _without(data, ("amount", "vat_amount"))
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def amount(self) -> Decimal:
         """The row's amount excluding VAT."""
         return money(self.quantity * self.unit_price)
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def vat_amount(self) -> Decimal:
         """The row's VAT, for display; the invoice's VAT is computed per rate."""
         return money(self.amount * self.vat_rate / 100)
@@ -226,11 +243,11 @@ class Invoice(_Model):
     delivery_period: DeliveryPeriod | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     reference: Annotated[str, AfterValidator(normalize_reference)]
-    payment_terms: Annotated[str, Field(max_length=200)] | None = None
-    buyer_reference: Annotated[str, Field(max_length=70)] | None = None
+    payment_terms: Annotated[str, Field(max_length=200), Plain] | None = None
+    buyer_reference: Annotated[str, Field(max_length=70), Plain] | None = None
     credited_invoice: SafeId | None = None
     seller_account: BankAccount
-    free_text: Annotated[str, Field(max_length=2000)] | None = None
+    free_text: Annotated[str, Field(max_length=2000), Plain] | None = None
     seller: Seller
     customer: Customer
     rows: Annotated[list[InvoiceRow], Field(min_length=1, max_length=MAX_ROWS)]
@@ -241,7 +258,7 @@ class Invoice(_Model):
         return _without(data, ("vat_breakdown", "total_excl_vat", "vat_total", "total_incl_vat"))
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def vat_breakdown(self) -> list[VatLine]:
         """VAT per rate, highest rate first."""
         bases: dict[Decimal, Decimal] = {}
@@ -253,19 +270,19 @@ class Invoice(_Model):
         ]
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def total_excl_vat(self) -> Decimal:
         """The sum of the rows' amounts."""
         return sum((row.amount for row in self.rows), Decimal("0.00"))
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def vat_total(self) -> Decimal:
         """The sum of the VAT of each rate."""
         return sum((line.vat for line in self.vat_breakdown), Decimal("0.00"))
 
     @computed_field  # type: ignore[prop-decorator]
-    @property
+    @cached_property
     def total_incl_vat(self) -> Decimal:
         """What the buyer pays (or, for a credit note, is refunded: negative)."""
         return self.total_excl_vat + self.vat_total
@@ -274,6 +291,7 @@ class Invoice(_Model):
     def _consistent(self) -> Invoice:
         if self.due_date < self.invoice_date:
             raise ValueError("due_date is before invoice_date")
+        self._check_sums()
         total = self.total_incl_vat
         if self.type is InvoiceType.CREDIT_NOTE and total > 0:
             raise ValueError(f"a credit note must not total more than zero (it totals {total})")
@@ -286,6 +304,16 @@ class Invoice(_Model):
             # Finvoice and Heeros expect a business buyer's VAT number.
             raise ValueError("customer.vat_number is required when customer.business_id is set")
         return self
+
+    def _check_sums(self) -> None:
+        sums = [(f"rows[{i}].amount", row.amount) for i, row in enumerate(self.rows)]
+        sums += [("total_excl_vat", self.total_excl_vat), ("total_incl_vat", self.total_incl_vat)]
+        sums += [(f"the VAT base of {line.rate} %", line.base) for line in self.vat_breakdown]
+        for name, value in sums:
+            if abs(value) >= MAX_TOTAL:
+                raise ValueError(
+                    f"{name} {value} is out of range (at most {MAX_TOTAL:,} in absolute value)"
+                )
 
 
 class InvoicePeriod(_Model):

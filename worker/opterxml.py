@@ -21,6 +21,7 @@ The shape is documented by ``worker/data/opter-invoice.xsd``, which
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
@@ -34,6 +35,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Protocol, Union, cast, g
 from lxml import etree
 from pydantic import BaseModel
 
+from worker.builds import built_once
 from worker.errors import InvoiceError, SchemaError
 from worker.invoice import Invoice, parse_invoice
 
@@ -75,26 +77,58 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _fill(parent: etree._Element, model: BaseModel) -> None:
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ROOT_OPEN = "<Invoice" + "".join(f' xmlns:{p}="{uri}"' for p, uri in NSMAP.items()) + ">"
+
+
+def _escaped(text: str) -> str:
+    if "&" in text or "<" in text or ">" in text:
+        return text.translate(_ESCAPES)
+    return text
+
+
+def _write(parts: list[str], model: BaseModel) -> None:
+    # The commonest kinds first: this runs for every invoice a run keeps.
     for attr, tag in _plan(type(model)):
         value = getattr(model, attr)
-        child = etree.SubElement(parent, tag)
-        if value is None:
-            child.set(NIL, "true")
-        elif isinstance(value, BaseModel):
-            _fill(child, value)
-        elif isinstance(value, list):
+        kind = type(value)
+        if kind is str:
+            parts.append(f"<{tag}>{_escaped(value)}</{tag}>")
+        elif kind is Decimal:
+            parts.append(f"<{tag}>{value:f}</{tag}>")
+        elif value is None:
+            parts.append(f'<{tag} xsi:nil="true"/>')
+        elif kind is list:
+            parts.append(f"<{tag}>")
             for item in value:
-                _fill(etree.SubElement(child, type(item).__name__), item)
+                name = type(item).__name__
+                parts.append(f"<{name}>")
+                _write(parts, item)
+                parts.append(f"</{name}>")
+            parts.append(f"</{tag}>")
+        elif isinstance(value, BaseModel):
+            parts.append(f"<{tag}>")
+            _write(parts, value)
+            parts.append(f"</{tag}>")
         else:
-            child.text = _text(value)
+            parts.append(f"<{tag}>{_escaped(_text(value))}</{tag}>")
+
+
+def invoice_xml(invoice: Invoice) -> bytes:
+    """The invoice as compact Opter XML in UTF-8, without a declaration.
+
+    Written directly as text (the model refuses characters XML cannot carry), which
+    is several times faster than building the tree element by element.
+    """
+    parts = [_ROOT_OPEN]
+    _write(parts, invoice)
+    parts.append("</Invoice>")
+    return "".join(parts).encode()
 
 
 def invoice_element(invoice: Invoice) -> etree._Element:
     """The invoice as an Opter XML element tree (the input of a transform)."""
-    root = etree.Element("Invoice", nsmap=NSMAP)
-    _fill(root, invoice)
-    return root
+    return etree.fromstring(invoice_xml(invoice))
 
 
 def serialize_invoice(invoice: Invoice, *, encoding: Encoding = "UTF-8") -> bytes:
@@ -336,7 +370,10 @@ def read_invoice_file(path: Path) -> Invoice:
     return parse_invoice_xml(data, source=path.name)
 
 
-@cache
+_VALIDATING = threading.Lock()
+
+
+@built_once
 def _schema() -> etree.XMLSchema:
     resource = files("worker") / "data" / SCHEMA_FILE
     try:
@@ -353,8 +390,11 @@ def validate_invoice_xml(data: bytes | etree._Element, *, source: str = "<docume
     parses them, so a document that is not even XML raises :class:`InvoiceError`.
     """
     root = _document(source, data) if isinstance(data, bytes) else data
+    schema = _schema()
     try:
-        _schema().assertValid(root)
+        # The schema's error log is shared with it: one thread validates at a time.
+        with _VALIDATING:
+            schema.assertValid(root)
     except etree.DocumentInvalid as exc:
         entries = cast(Iterable[_LogEntry], exc.error_log)
         errors = [f"line {e.line}: {e.message}" if e.line else e.message for e in entries]
@@ -375,6 +415,7 @@ __all__ = [
     "Encoding",
     "enum_member_name",
     "invoice_element",
+    "invoice_xml",
     "parse_invoice_xml",
     "pascal",
     "read_invoice_file",

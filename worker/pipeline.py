@@ -260,7 +260,30 @@ def check_invoice(
     metrics: Metrics | None = None,
 ) -> Outcome:
     """Poll one sent item's status in Heeros and end it when Heeros has decided."""
-    record = store.item(run, item)
+    return check_record(
+        store,
+        resolve,
+        run,
+        item,
+        store.item(run, item),
+        timing=timing,
+        clock=clock,
+        metrics=metrics,
+    )
+
+
+def check_record(
+    store: StatusStore,
+    resolve: Resolve,
+    run: str,
+    item: str,
+    record: ItemRecord | None,
+    *,
+    timing: Timing,
+    clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
+) -> Outcome:
+    """:func:`check_invoice` with the item's record already read (None: it is gone)."""
     if record is None or record.state is not State.SENT or record.heeros_id is None:
         store.drop_poll(run, item)
         return Outcome.SKIPPED

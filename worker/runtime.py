@@ -9,6 +9,7 @@ connection pool is shared between threads.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import redis
@@ -32,6 +33,7 @@ class Runtime:
         self._config = config
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._poll_pool: ThreadPoolExecutor | None = None
 
     @cached_property
     def store(self) -> StatusStore:
@@ -48,6 +50,17 @@ class Runtime:
                         )
                     self._config = load_export_config(self.settings.export_config)
         return self._config
+
+    @property
+    def poll_pool(self) -> ThreadPoolExecutor:
+        """The threads the poll tasks' status requests go out on."""
+        if self._poll_pool is None:
+            with self._lock:
+                if self._poll_pool is None:
+                    self._poll_pool = ThreadPoolExecutor(
+                        max_workers=self.settings.poll_concurrency, thread_name_prefix="heeros-poll"
+                    )
+        return self._poll_pool
 
     @cached_property
     def broker_redis(self) -> redis.Redis:

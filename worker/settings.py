@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     """Heeros is slow: its own client waits 15 s."""
     concurrency: int = Field(32, ge=1)
     """Tasks one worker process runs at once (threads): sends and polls wait on Heeros."""
+    poll_concurrency: int = Field(64, ge=1)
+    """Status requests one worker process has in flight at once, on threads of their own."""
     tenant_rps: float = Field(500.0, ge=0)
     """Requests per second to one Heeros tenant, across all workers (0: no limit)."""
     tenant_concurrency: int = Field(256, ge=0)

@@ -279,14 +279,19 @@ class StatusStore:
         return ItemRecord.from_hash(run, item, raw) if raw else None
 
     def items(self, run: str, members: Sequence[str]) -> list[ItemRecord]:
+        """The run's items among ``members``, in one round trip; those gone are left out."""
+        found = self.records([(run, member) for member in members])
+        return [record for record in found if record is not None]
+
+    def records(self, pairs: Sequence[tuple[str, str]]) -> list[ItemRecord | None]:
+        """The items of ``(run, item)`` pairs, in one round trip; None where one is gone."""
         pipe = self.redis.pipeline(transaction=False)
-        for member in members:
-            pipe.hgetall(self.keys.item(run, member))
+        for run, item in pairs:
+            pipe.hgetall(self.keys.item(run, item))
         answers = cast(list[dict[str, str]], self._call(pipe.execute))
         return [
-            ItemRecord.from_hash(run, member, raw)
-            for member, raw in zip(members, answers, strict=True)
-            if raw
+            ItemRecord.from_hash(run, item, raw) if raw else None
+            for (run, item), raw in zip(pairs, answers, strict=True)
         ]
 
     def set_item_fields(self, run: str, item: str, **fields: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -25,6 +26,7 @@ from worker.errors import PermanentError, SchemaError, TransformError
 from worker.finvoice import (
     DEFAULT_TRANSFORM,
     SCHEMA_ERRORS_SHOWN,
+    Transform,
     compile_transform,
     render_finvoice,
     transform_invoice,
@@ -724,3 +726,54 @@ def test_validate_refuses_what_is_not_xml() -> None:
     with pytest.raises(SchemaError, match=r"invoice 7: .*not well-formed") as caught:
         validate_finvoice(b"<Finvoice Version='3.0'>", invoice_number="7")
     assert caught.value.errors
+
+
+# --- threads ------------------------------------------------------------------------------
+
+
+def _in_threads(count: int, work: Callable[[int], object]) -> list[object]:
+    """``work(k)`` for k in 0..count-1, each in a thread of its own, started together."""
+    results: list[object] = [None] * count
+    gate = threading.Barrier(count)
+
+    def run(k: int) -> None:
+        gate.wait()
+        try:
+            results[k] = work(k)
+        except Exception as exc:  # handed to the test, which names it
+            results[k] = exc
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_each_thread_compiles_its_own_transform() -> None:
+    # An lxml stylesheet runs with the string dictionary of the thread that compiled it.
+    mine = compile_transform(DEFAULT_TRANSFORM)
+    theirs = _in_threads(2, lambda _: compile_transform(DEFAULT_TRANSFORM))
+    assert mine is compile_transform(DEFAULT_TRANSFORM)
+    assert len({id(mine), *map(id, theirs)}) == 3
+    assert all(isinstance(transform, Transform) for transform in theirs)
+
+
+def test_validating_in_many_threads_reports_each_documents_own_errors() -> None:
+    document = render_finvoice(vat_rates())
+
+    def validate(k: int) -> list[str]:
+        broken = document.replace(b"<InvoiceTypeCode>INV01", f"<InvoiceTypeCode>Q{k:04d}".encode())
+        reported: list[str] = []
+        for _ in range(40):
+            validate_finvoice(document, invoice_number="good")
+            with pytest.raises(SchemaError) as caught:
+                validate_finvoice(broken, invoice_number=f"bad {k}")
+            reported.extend(caught.value.errors)
+        return reported
+
+    for k, reported in enumerate(_in_threads(16, validate)):
+        assert isinstance(reported, list), reported
+        assert len(reported) == 40
+        assert all(f"'Q{k:04d}'" in error for error in reported), (k, reported[:3])

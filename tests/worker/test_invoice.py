@@ -484,6 +484,23 @@ def test_largest_numbers_allowed() -> None:
     assert str(invoice.total_incl_vat) == "1000000000.00"
 
 
+def test_sums_past_what_the_transform_carries_to_the_cent_refused() -> None:
+    huge = row(quantity="100000", unit_price="1000000", vat_rate="0")
+    error = error_of(invoice_data(huge))
+    assert str(error) == (
+        f"invoice {NUMBER}: rows[0].amount 100000000000.00 is out of range"
+        " (at most 100,000,000,000 in absolute value)"
+    )
+    # Rows each below the bound, their sum not.
+    rows = [row(quantity="99999", unit_price="999999", vat_rate="0")] * 2
+    error = error_of(invoice_data(*rows))
+    assert "total_excl_vat 199997800002.00 is out of range" in str(error)
+    # Just below the bound, the invoice is taken.
+    assert build(row(quantity="99999", unit_price="999999.9999", vat_rate="0")).total_incl_vat == (
+        Decimal("99998999990.00")
+    )
+
+
 @pytest.mark.parametrize("vat_rate", ["NaN", "Infinity"])
 def test_non_finite_vat_rate_refused(vat_rate: str) -> None:
     error = error_of(invoice_data(row(vat_rate=vat_rate)))

@@ -45,6 +45,15 @@ def test_create_run_records_total_items_and_invoices(store: StatusStore) -> None
     assert store.load_invoice("100003") == list(sample_invoices(5))[2]
 
 
+def test_records_of_several_runs_in_one_read(store: StatusStore) -> None:
+    items = _run(store)
+    store.transition("R1", items[1], State.SENT, export_index=0, heeros_id="H2")
+    records = store.records([("R1", items[1]), ("R2", items[0]), ("R1", items[0])])
+    assert [r.state if r else None for r in records] == [State.SENT, None, State.QUEUED]
+    assert records[0] is not None and records[0].heeros_id == "H2"
+    assert store.records([]) == []
+
+
 def test_transition_moves_between_sets_once(store: StatusStore) -> None:
     items = _run(store)
     assert store.transition("R1", items[0], State.SENDING, export_index=0)
