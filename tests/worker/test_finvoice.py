@@ -530,7 +530,7 @@ def test_sample_invoices_are_valid_finvoice() -> None:
 # --- compiling and caching ----------------------------------------------------------------
 
 
-def test_transform_is_compiled_once(tmp_path: Path) -> None:
+def test_transform_is_compiled_once_per_thread(tmp_path: Path) -> None:
     assert compile_transform(DEFAULT_TRANSFORM) is compile_transform(DEFAULT_TRANSFORM)
     path = tmp_path / "copy.xsl"
     path.write_text(_stylesheet("<Finvoice/>"), encoding="utf-8")
