@@ -107,10 +107,6 @@ def compile_transform(name: str) -> Transform:
     Raises TransformError naming the transform, with libxslt's messages, when the
     file is missing or unreadable, is not well-formed, has a DTD or does not compile.
     """
-    return _compile(name)
-
-
-def _compile(name: str) -> Transform:
     source, base_url = _stylesheet_source(name)
     try:
         stylesheet = etree.fromstring(source, _parser(), base_url=base_url)
