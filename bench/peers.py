@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +157,31 @@ def start_naive_workers(
     return workers
 
 
+def _timed_drain(
+    workers: NaiveWorkers,
+    task: str,
+    queue: str,
+    arguments: Sequence[tuple[Any, ...]],
+    left: Callable[[], str | None],
+    timeout: float,
+) -> tuple[float, float, float]:
+    """Queue ``task`` once per argument tuple (in batches, as the product queues) and wait
+    until ``left()`` says nothing is: (seconds, worker CPU seconds, peak RSS MiB)."""
+    before = process_figures(workers.pids)
+    started = time.perf_counter()
+    with workers.app.producer_or_acquire() as producer, producer.batch(500):
+        for args in arguments:
+            workers.app.send_task(task, args=args, queue=queue, producer=producer)
+    deadline = time.monotonic() + timeout
+    while (waiting := left()) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(waiting)
+        time.sleep(0.02)
+    seconds = time.perf_counter() - started
+    after = process_figures(workers.pids)
+    return seconds, after.cpu_s - before.cpu_s, after.peak_rss_mib
+
+
 def naive_export(
     system: System, workers: NaiveWorkers, invoices: Sequence[Invoice], *, timeout: float = 600
 ) -> PeerRun:
@@ -164,24 +189,20 @@ def naive_export(
     counters = redis.Redis.from_url(system.redis.url, decode_responses=True)
     for key in counters.scan_iter(COUNTER + "*"):
         counters.delete(key)
-    bodies = [invoice.model_dump(mode="json", round_trip=True) for invoice in invoices]
-    before = process_figures(workers.pids)
-    started = time.perf_counter()
-    with workers.app.producer_or_acquire() as producer, producer.batch(500):
-        for body in bodies:
-            workers.app.send_task(EXPORT_TASK, args=(body,), queue=EXPORT_QUEUE, producer=producer)
-    deadline = time.monotonic() + timeout
-    while True:
+    bodies = [(invoice.model_dump(mode="json", round_trip=True),) for invoice in invoices]
+
+    def left() -> str | None:
         outcomes = _outcomes(counters)
         if sum(outcomes.values()) >= len(invoices):
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the naive exporter finished {outcomes} of {len(invoices)}")
-        time.sleep(0.05)
-    seconds = time.perf_counter() - started
-    after = process_figures(workers.pids)
+            return None
+        return f"the naive exporter finished {outcomes} of {len(invoices)}"
+
+    seconds, cpu_s, peak_rss_mib = _timed_drain(
+        workers, EXPORT_TASK, EXPORT_QUEUE, bodies, left, timeout
+    )
+    outcomes = _outcomes(counters)
     counters.close()
-    return PeerRun(len(invoices), seconds, outcomes, after.cpu_s - before.cpu_s, after.peak_rss_mib)
+    return PeerRun(len(invoices), seconds, outcomes, cpu_s, peak_rss_mib)
 
 
 def _outcomes(counters: redis.Redis) -> dict[str, int]:
@@ -196,21 +217,18 @@ def noop_drain(
 ) -> PeerRun:
     """Queue ``count`` no-op tasks (in batches, as the product queues) and time the drain."""
     broker = redis.Redis.from_url(system.redis.url)
-    before = process_figures(workers.pids)
-    started = time.perf_counter()
-    with workers.app.producer_or_acquire() as producer, producer.batch(500):
-        for _ in range(count):
-            workers.app.send_task(NOOP_TASK, queue=NOOP_QUEUE, producer=producer)
-    deadline = time.monotonic() + timeout
-    # Late acknowledgement: a message leaves the unacked hash only when its task has run.
-    while broker.llen(NOOP_QUEUE) or broker.hlen(UNACKED):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no-op drain: {broker.llen(NOOP_QUEUE)} still queued")
-        time.sleep(0.02)
-    seconds = time.perf_counter() - started
-    after = process_figures(workers.pids)
+
+    def left() -> str | None:
+        # Late acknowledgement: a message leaves the unacked hash only when its task has run.
+        if broker.llen(NOOP_QUEUE) or broker.hlen(UNACKED):
+            return f"no-op drain: {broker.llen(NOOP_QUEUE)} still queued"
+        return None
+
+    seconds, cpu_s, peak_rss_mib = _timed_drain(
+        workers, NOOP_TASK, NOOP_QUEUE, [()] * count, left, timeout
+    )
     broker.close()
-    return PeerRun(count, seconds, {"done": count}, after.cpu_s - before.cpu_s, after.peak_rss_mib)
+    return PeerRun(count, seconds, {"done": count}, cpu_s, peak_rss_mib)
 
 
 # -- the plain publishing loop -------------------------------------------------------------
