@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 
 from bench.harness import system
 from bench.report import Table, Target, command, number, percentile
-from worker.aggregator import problems, summarize
-from worker.keys import State, item_id
-from worker.store import RunRecord, StatusStore
+from worker.state.aggregator import problems, summarize
+from worker.state.keys import State, item_id
+from worker.state.store import RunRecord, StatusStore
 
 SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (100, 1_000)

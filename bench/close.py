@@ -3,7 +3,7 @@
 A period of N invoices is closed three ways, each into an empty private Redis
 with no worker running (the queue only fills):
 
-- the library: ``producer.runs.close_period`` in this process, the invoices already read;
+- the library: ``producer.operations.runs.close_period`` in this process, the invoices already read;
 - the CLI: ``heeros-export close-period P --invoices period.json``, a new process
   reading the JSON file ``heeros-export sample --out period.json`` writes;
 - the API: ``POST /periods/P/close`` with ``{"invoices": [...]}`` and the bearer
@@ -36,14 +36,14 @@ import redis
 from bench.harness import System, redis_figures, system
 from bench.peers import ROOT, apply_async_loop
 from bench.report import Table, Target, command, number, ratio
-from producer.api import MAX_BODY_BYTES
-from producer.runs import close_period, queue_sends
-from producer.samples import sample_invoices
-from producer.services import LocalProcess, free_port
-from worker.aggregator import summarize
-from worker.invoice import Invoice
-from worker.payload import compress_invoice
-from worker.tasks import SEND_QUEUE, SEND_TASK
+from producer.cli.localservices import LocalProcess, free_port
+from producer.http.api import MAX_BODY_BYTES
+from producer.operations.runs import close_period, queue_sends
+from producer.operations.samples import sample_invoices
+from worker.celery.tasks import SEND_QUEUE, SEND_TASK
+from worker.documents.invoice import Invoice
+from worker.documents.keptcopy import compress_invoice
+from worker.state.aggregator import summarize
 
 SIZES = (10_000, 100_000)
 QUICK_SIZES = (200, 1_000)

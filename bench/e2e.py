@@ -39,11 +39,11 @@ from bench.peers import (
     start_naive_workers,
 )
 from bench.report import Table, Target, command, number, ratio
-from producer.runs import close_period
-from producer.samples import sample_invoices
-from worker.aggregator import RunState, RunSummary, summarize
-from worker.invoice import Invoice
-from worker.store import StatusStore
+from producer.operations.runs import close_period
+from producer.operations.samples import sample_invoices
+from worker.documents.invoice import Invoice
+from worker.state.aggregator import RunState, RunSummary, summarize
+from worker.state.store import StatusStore
 
 INVOICES = 5_000
 SEQUENTIAL_SAMPLE = 10

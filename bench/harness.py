@@ -21,12 +21,12 @@ from typing import Any
 import httpx
 import redis
 
-from producer.services import LocalProcess, start_redis, start_sandbox, start_worker
-from worker.aggregator import RunState, RunSummary, summarize
-from worker.app import create_app
-from worker.exportconfig import ExportConfig, load_export_config
-from worker.settings import Settings
-from worker.store import StatusStore, connect
+from producer.cli.localservices import LocalProcess, start_redis, start_sandbox, start_worker
+from worker.celery.app import create_app
+from worker.config.exports import ExportConfig, load_export_config
+from worker.config.settings import Settings
+from worker.state.aggregator import RunState, RunSummary, summarize
+from worker.state.store import StatusStore, connect
 
 KEY = "bench-key"
 CONFIG = """\

@@ -27,14 +27,14 @@ from typing import Any
 import redis
 from celery import Celery
 
-from worker.client import HeerosClient
+from worker.config.exports import Export, load_export_config
+from worker.config.settings import Settings
+from worker.documents.finvoice import render_finvoice
+from worker.documents.invoice import parse_invoice
 from worker.errors import ExportError
-from worker.exportconfig import Export, load_export_config
-from worker.finvoice import render_finvoice
-from worker.invoice import parse_invoice
+from worker.heeros.client import HeerosClient
+from worker.heeros.wire import RemoteState
 from worker.pipeline import idempotency_key
-from worker.settings import Settings
-from worker.wire import RemoteState
 
 EXPORT_TASK = "naive.export"
 NOOP_TASK = "naive.noop"

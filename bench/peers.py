@@ -32,12 +32,12 @@ from celery import Celery
 from bench.harness import System, process_figures
 from bench.naive_app import COUNTER, EXPORT_QUEUE, EXPORT_TASK, NOOP_QUEUE, NOOP_TASK
 from bench.naive_app import create_app as create_naive_app
-from producer.services import LocalProcess
-from worker.client import HeerosClient
-from worker.finvoice import render_finvoice
-from worker.invoice import Invoice
+from producer.cli.localservices import LocalProcess
+from worker.documents.finvoice import render_finvoice
+from worker.documents.invoice import Invoice
+from worker.heeros.client import HeerosClient
+from worker.heeros.wire import RemoteState
 from worker.pipeline import idempotency_key
-from worker.wire import RemoteState
 
 ROOT = Path(__file__).resolve().parents[1]
 UNACKED = "unacked"

@@ -8,10 +8,11 @@ the same form the XSD errors carry.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from importlib.resources import files
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from lxml import etree
@@ -78,7 +79,12 @@ def _parser(encoding: str) -> etree.XMLParser:
 @functools.cache
 def schema() -> etree.XMLSchema:
     """The Finvoice 3.0 schema, compiled once per process."""
-    source = files("worker").joinpath("data", "Finvoice3.0.xsd").read_bytes()
+    # The schema file ships in the worker's package data; it is read by path so that the
+    # sandbox imports none of the worker's code.
+    spec = importlib.util.find_spec("worker")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(next(iter(spec.submodule_search_locations)), "documents", "data")
+    source = (folder / "Finvoice3.0.xsd").read_bytes()
     return etree.XMLSchema(etree.fromstring(source, _parser("UTF-8")))
 
 

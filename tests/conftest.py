@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import fakeredis
 import pytest
 
-from worker.store import StatusStore
+from worker.state.store import StatusStore
 
 
 @pytest.fixture

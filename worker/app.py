@@ -1,116 +1,15 @@
-"""The Celery app: ``create_app(settings)``; ``celery -A worker.app worker`` works too.
+"""The Celery entry point: ``celery -A worker.app worker|inspect|flower``.
 
-Delivery is at least once (late acknowledgement, rejection when a worker is
-lost); the idempotency key and the recorded Heeros id make a repeat harmless.
-Every countdown stays well below the broker's visibility timeout, which is set
-explicitly (see :class:`worker.settings.Settings`).
+The app is defined in :mod:`worker.celery.app`; this module keeps the documented
+``-A worker.app`` and builds the app from the ``HEEROS_*`` environment. Nothing in
+the package imports it.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from typing import Any
+from worker.celery.app import create_app
+from worker.config.settings import Settings
 
-from celery import Celery, bootsteps
+app = create_app(Settings())
 
-from worker.broker import transport_for
-from worker.runtime import Runtime
-from worker.settings import Settings
-from worker.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
-
-log = logging.getLogger(__name__)
-
-HEARTBEAT_S = 1.0
-SWEEP_EVERY_S = 30
-
-
-class PollHeartbeat(bootsteps.StartStopStep):
-    """Starts a poll task each second while polls are due, once across all workers."""
-
-    requires = ("celery.worker.components:Timer",)
-
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self.timer_ref: Any = None
-
-    def start(self, parent: Any) -> None:
-        self.timer_ref = parent.timer.call_repeatedly(HEARTBEAT_S, self.beat, (parent,))
-
-    def stop(self, parent: Any) -> None:
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
-            self.timer_ref = None
-        parent.app.heeros_runtime.metrics.flush()
-
-    def beat(self, parent: Any) -> None:
-        app = parent.app
-        runtime: Runtime = app.heeros_runtime
-        store = runtime.store
-        runtime.metrics.flush()
-        try:
-            # One beat of all the workers' beats wins each interval (SET NX with expiry).
-            if store.redis.set(
-                store.keys.limiter("sweepbeat"), "1", nx=True, px=SWEEP_EVERY_S * 1000
-            ):
-                app.send_task(SWEEP_TASK, queue=POLL_QUEUE)
-            due = store.next_poll_due()
-            if due is None or due > time.time():
-                return
-            if store.redis.set(
-                store.keys.limiter("pollbeat"), "1", nx=True, px=int(HEARTBEAT_S * 900)
-            ):
-                app.send_task(POLL_TASK, queue=POLL_QUEUE)
-        except Exception:  # the timer must survive a Redis outage
-            log.warning("poll heartbeat skipped: Redis or broker unavailable", exc_info=True)
-
-
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
-    """The Celery app of the exporter, configured from ``settings``."""
-    app = Celery("heeros", set_as_current=True)
-    app.conf.update(
-        broker_url=settings.broker,
-        broker_transport=transport_for(settings.broker),
-        broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_s,
-            "max_connections": settings.concurrency * 2 + 10,
-            "health_check_interval": 10,
-            "socket_keepalive": True,
-        },
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        task_default_queue=SEND_QUEUE,
-        task_routes={
-            SEND_TASK: {"queue": SEND_QUEUE},
-            POLL_TASK: {"queue": POLL_QUEUE},
-            SWEEP_TASK: {"queue": POLL_QUEUE},
-        },
-        worker_prefetch_multiplier=1,
-        # Events cost a fifth of a worker's CPU; Flower and celery-exporter switch them on
-        # at run time (`enable_events`), or set HEEROS_TASK_EVENTS=true to send them always.
-        worker_send_task_events=settings.task_events,
-        task_send_sent_event=settings.task_events,
-        worker_hijack_root_logger=False,
-        enable_utc=True,
-    )
-    app.heeros_runtime = runtime or Runtime(settings)  # type: ignore[attr-defined]
-    app.steps["worker"].add(PollHeartbeat)
-    import worker.tasks  # noqa: F401  (registers the tasks on this app)
-
-    return app
-
-
-def __getattr__(name: str) -> Celery:
-    # `celery -A worker.app` asks for `app`: build it then, from the environment.
-    if name in ("app", "celery"):
-        application = create_app(Settings())
-        globals()[name] = application
-        return application
-    raise AttributeError(name)
-
-
-__all__ = ["PollHeartbeat", "create_app"]
+__all__ = ["app"]

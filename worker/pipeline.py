@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from worker.config.starttext import SendOptions
+from worker.documents.finvoice import render_document
+from worker.documents.keptcopy import invoice_source
 from worker.errors import (
     ConfirmationTimeout,
     ExportError,
@@ -31,20 +34,17 @@ from worker.errors import (
     Throttled,
     TransientError,
 )
-from worker.finvoice import render_document
-from worker.keys import State, split_item
-from worker.messages import user_message
-from worker.metrics import Metrics, error_code
-from worker.payload import invoice_source
-from worker.starttext import SendOptions
-from worker.store import ItemRecord, StatusStore
-from worker.wire import RemoteState, RemoteStatus
+from worker.heeros.texts import user_message
+from worker.heeros.wire import RemoteState, RemoteStatus
+from worker.state.keys import State, split_item
+from worker.state.metrics import Metrics, error_code
+from worker.state.store import ItemRecord, StatusStore
 
 log = logging.getLogger(__name__)
 
 
 class Target(Protocol):
-    """What the pipeline needs of an export (``worker.exportconfig.Export`` is one)."""
+    """What the pipeline needs of an export (``worker.config.exports.Export`` is one)."""
 
     @property
     def name(self) -> str: ...
@@ -61,7 +61,7 @@ class Target(Protocol):
 
 
 class Heeros(Protocol):
-    """What the pipeline needs of a Heeros client (``worker.client.HeerosClient`` is one)."""
+    """What the pipeline needs of a Heeros client (``worker.heeros.client.HeerosClient`` is one)."""
 
     def send(
         self,

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from producer.services import redis_server_available
+from producer.cli.localservices import redis_server_available
 
 pytestmark = pytest.mark.integration
 

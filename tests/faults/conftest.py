@@ -28,8 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from producer.runs import Rejected, RunStarted, start_run
-from producer.services import (
+from producer.cli.localservices import (
     LocalProcess,
     free_port,
     redis_server_available,
@@ -38,15 +37,16 @@ from producer.services import (
     start_sandbox,
     start_worker,
 )
+from producer.operations.runs import Rejected, RunStarted, start_run
 from tests.integration.conftest import CONFIG, FAST, KEY
-from worker.aggregator import RunSummary, summarize
-from worker.app import create_app
+from worker.celery.app import create_app
+from worker.config.exports import ExportConfig, load_export_config
+from worker.config.settings import Settings
+from worker.documents.invoice import Invoice
 from worker.errors import ExportError
-from worker.exportconfig import ExportConfig, load_export_config
-from worker.invoice import Invoice
-from worker.keys import PROBLEM_STATES, State, item_id
-from worker.settings import Settings
-from worker.store import ItemRecord, StatusStore, connect
+from worker.state.aggregator import RunSummary, summarize
+from worker.state.keys import PROBLEM_STATES, State, item_id
+from worker.state.store import ItemRecord, StatusStore, connect
 
 TENANT = ("29010", "00079")
 """The Heeros tenant of the configuration's default export (every sample customer's)."""

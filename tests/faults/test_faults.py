@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from producer.samples import sample_invoices
+from producer.operations.samples import sample_invoices
 from tests.faults.conftest import Audit, Killer, Rig, Supervisor, audit, figures
-from worker.keys import State
-from worker.messages import MESSAGE_SEND_REFUSED
+from worker.heeros.texts import MESSAGE_SEND_REFUSED
+from worker.state.keys import State
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -158,9 +158,9 @@ def test_redis_restarted_mid_run(rig: Rig, signal: str, phase: str) -> None:
 # built alone, and reports what failed.
 FIRST_DOCUMENTS = """
 import json, os, random, sys, threading, time
-from producer.samples import sample_invoices
-from worker.finvoice import render_document, render_finvoice
-from worker.payload import compress_invoice, invoice_source
+from producer.operations.samples import sample_invoices
+from worker.documents.finvoice import render_document, render_finvoice
+from worker.documents.keptcopy import compress_invoice, invoice_source
 
 THREADS = 32
 invoices = list(sample_invoices(THREADS))

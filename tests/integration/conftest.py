@@ -18,8 +18,7 @@ import httpx
 import pytest
 import redis
 
-from producer.runs import Rejected, RunStarted, start_run
-from producer.services import (
+from producer.cli.localservices import (
     LocalProcess,
     redis_server_available,
     sandbox_received,
@@ -27,12 +26,13 @@ from producer.services import (
     start_sandbox,
     start_worker,
 )
-from worker.aggregator import RunState, RunSummary, summarize
-from worker.app import create_app
-from worker.exportconfig import ExportConfig, load_export_config
-from worker.invoice import Invoice
-from worker.settings import Settings
-from worker.store import StatusStore, connect
+from producer.operations.runs import Rejected, RunStarted, start_run
+from worker.celery.app import create_app
+from worker.config.exports import ExportConfig, load_export_config
+from worker.config.settings import Settings
+from worker.documents.invoice import Invoice
+from worker.state.aggregator import RunState, RunSummary, summarize
+from worker.state.store import StatusStore, connect
 
 pytestmark = pytest.mark.integration
 

@@ -17,14 +17,14 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from producer.api import create_api
-from producer.samples import sample_invoices
-from producer.services import free_port
+from producer.cli.localservices import free_port
+from producer.http.api import create_api
+from producer.operations.samples import sample_invoices
 from tests.integration.conftest import Exporter
-from worker.app import create_app
-from worker.finvoice import validate_finvoice
-from worker.invoice import Invoice
-from worker.opterxml import serialize_invoice
+from worker.celery.app import create_app
+from worker.documents.finvoice import validate_finvoice
+from worker.documents.invoice import Invoice
+from worker.documents.opterxml import serialize_invoice
 
 pytestmark = pytest.mark.integration
 

@@ -25,19 +25,19 @@ import pytest
 import redis
 from lxml import etree
 
-from producer.intake import Intake, read_folder
-from producer.runs import start_run
-from producer.samples import sample_invoice, sample_invoices
-from producer.services import LocalProcess, sandbox_received, start_worker
+from producer.cli.localservices import LocalProcess, sandbox_received, start_worker
+from producer.operations.intake import Intake, read_folder
+from producer.operations.runs import start_run
+from producer.operations.samples import sample_invoice, sample_invoices
 from tests.integration.conftest import CONFIG, FAST, KEY
-from worker.aggregator import RunSummary, summarize
-from worker.app import create_app
-from worker.exportconfig import load_export_config
-from worker.invoice import MAX_ROWS, Customer, Invoice
-from worker.keys import State, item_id
-from worker.opterxml import serialize_invoice
-from worker.settings import Settings
-from worker.store import ItemRecord, StatusStore, connect
+from worker.celery.app import create_app
+from worker.config.exports import load_export_config
+from worker.config.settings import Settings
+from worker.documents.invoice import MAX_ROWS, Customer, Invoice
+from worker.documents.opterxml import serialize_invoice
+from worker.state.aggregator import RunSummary, summarize
+from worker.state.keys import State, item_id
+from worker.state.store import ItemRecord, StatusStore, connect
 
 pytestmark = pytest.mark.integration
 
@@ -229,7 +229,7 @@ def period(
     folder = base / "invoices"
     folder.mkdir()
     transform = base / "stealing.xsl"
-    shipped = Path(str(files("worker") / "data" / "finvoice-3.0.xsl"))
+    shipped = Path(str(files("worker.documents") / "data" / "finvoice-3.0.xsl"))
     transform.write_text(STEALING_XSL.format(shipped=shipped), encoding="utf-8")
     config_path = base / "exports.toml"
     config_path.write_text(_config(transform), encoding="utf-8")

@@ -10,9 +10,11 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from producer.samples import sample_invoice
-from producer.services import LocalProcess, sandbox_received, start_sandbox
-from worker.client import HeerosClient, RemoteState, clear_token_cache
+from producer.cli.localservices import LocalProcess, sandbox_received, start_sandbox
+from producer.operations.samples import sample_invoice
+from worker.config.starttext import SendOptions
+from worker.documents.finvoice import render_finvoice
+from worker.documents.invoice import Customer, Invoice
 from worker.errors import (
     HeerosRateLimited,
     HeerosRefusedError,
@@ -20,9 +22,7 @@ from worker.errors import (
     HeerosValidationError,
     LoginError,
 )
-from worker.finvoice import render_finvoice
-from worker.invoice import Customer, Invoice
-from worker.starttext import SendOptions
+from worker.heeros.client import HeerosClient, RemoteState, clear_token_cache
 
 pytestmark = pytest.mark.integration
 

@@ -25,15 +25,15 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from producer.dashboard import create_dashboard
-from producer.metrics import create_metrics_router
-from producer.samples import sample_invoices
-from producer.services import free_port
+from producer.cli.localservices import free_port
+from producer.http.dashboard import create_dashboard
+from producer.http.metrics import create_metrics_router
+from producer.operations.samples import sample_invoices
 from tests.integration.conftest import Exporter
-from worker.aggregator import RunState
-from worker.app import create_app
-from worker.keys import State, item_id
-from worker.settings import Settings
+from worker.celery.app import create_app
+from worker.config.settings import Settings
+from worker.state.aggregator import RunState
+from worker.state.keys import State, item_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from producer.runs import Rejected
-from producer.samples import sample_invoices
+from producer.operations.runs import Rejected
+from producer.operations.samples import sample_invoices
 from tests.integration.conftest import Exporter
-from worker.aggregator import RunState, problems
+from worker.documents.invoice import Customer, Invoice
 from worker.errors import InvoiceError
-from worker.invoice import Customer, Invoice
-from worker.keys import State, item_id
+from worker.state.aggregator import RunState, problems
+from worker.state.keys import State, item_id
 
 pytestmark = pytest.mark.integration
 

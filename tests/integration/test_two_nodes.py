@@ -32,12 +32,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from producer.samples import sample_invoices
-from producer.services import LocalProcess
+from producer.cli.localservices import LocalProcess
+from producer.operations.samples import sample_invoices
 from tests.integration.conftest import Exporter
-from worker.aggregator import RunState
-from worker.app import create_app
-from worker.tasks import SEND_TASK
+from worker.celery.app import create_app
+from worker.celery.tasks import SEND_TASK
+from worker.state.aggregator import RunState
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

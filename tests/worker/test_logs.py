@@ -35,7 +35,7 @@ def test_one_line_per_event_with_time_level_logger_message(stream: io.StringIO) 
 
 
 def test_context_fields_from_extra(stream: io.StringIO) -> None:
-    logging.getLogger("worker.tasks").warning(
+    logging.getLogger("worker.celery.tasks").warning(
         "failed", extra={"run": "R-1", "invoice": "1001", "export": "Heeros (API)"}
     )
     line = stream.getvalue().strip()
@@ -57,7 +57,7 @@ def test_a_registered_secret_never_reaches_a_line(stream: io.StringIO) -> None:
     register_secret("ck-very-secret-9931")
     register_secret("")
     register_secret(None)
-    log = logging.getLogger("worker.client")
+    log = logging.getLogger("worker.heeros.client")
     log.info("login with %s failed", "ck-very-secret-9931")
     try:
         raise RuntimeError("echoed ck-very-secret-9931")

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from producer.samples import sample_invoices
-from worker.client import HeerosClient, clear_token_cache
+from producer.operations.samples import sample_invoices
+from worker.config.exports import Export, parse_export_config
+from worker.documents.keptcopy import compress_invoice
 from worker.errors import HeerosUnavailable
-from worker.exportconfig import Export, parse_export_config
-from worker.keys import State, item_id
-from worker.payload import compress_invoice
+from worker.heeros.client import HeerosClient, clear_token_cache
 from worker.pipeline import (
     Heeros,
     Outcome,
@@ -23,7 +22,8 @@ from worker.pipeline import (
     idempotency_key,
     send_invoice,
 )
-from worker.store import RunRecord, StatusStore
+from worker.state.keys import State, item_id
+from worker.state.store import RunRecord, StatusStore
 
 CONFIG = """
 [[exports]]

@@ -1,0 +1,363 @@
+"""The ``heeros-export`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from celery.signals import setup_logging
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from producer.operations.actions import Operations, Refused, RunAccepted, run_warnings
+from producer.operations.intake import read_path
+from producer.operations.samples import sample_invoices
+from worker.config.exports import ExportConfig, load_export_config
+from worker.config.settings import Settings
+from worker.documents.opterxml import serialize_invoice
+from worker.errors import ExportError
+from worker.logs import configure_logging
+from worker.state.aggregator import RunState, RunSummary, problems, recent_runs, summarize
+from worker.state.store import StatusStore, connect
+
+cli = typer.Typer(
+    help="Export invoices from Opter to Heeros, asynchronously.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _store(settings: Settings) -> StatusStore:
+    return StatusStore(connect(settings.redis_url), prefix=settings.key_prefix)
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+@cli.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help="Start a Celery worker of the exporter; further arguments go to Celery.",
+)
+def worker(ctx: typer.Context) -> None:
+    from worker.celery.app import create_app
+    from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE
+
+    settings = Settings()
+    app = create_app(settings)
+    setup_logging.connect(_structured_logs, weak=False)
+    argv = [
+        "worker",
+        "-Q",
+        f"{SEND_QUEUE},{POLL_QUEUE}",
+        "-P",
+        "threads",
+        "-c",
+        str(settings.concurrency),
+        *ctx.args,
+    ]
+    app.worker_main(argv=argv)
+
+
+def _structured_logs(loglevel: str | int | None = None, **_: object) -> None:
+    # Celery asks for its logging to be set up; one key=value line per event instead.
+    configure_logging(loglevel or "INFO")
+
+
+def _settings_and_config() -> tuple[Settings, ExportConfig]:
+    settings = Settings()
+    if settings.export_config is None:
+        raise _fail("set HEEROS_EXPORT_CONFIG to the export configuration file")
+    return settings, load_export_config(settings.export_config)
+
+
+def _operations(settings: Settings, config: ExportConfig) -> Operations:
+    from worker.celery.app import create_app
+
+    return Operations(create_app(settings), _store(settings), config)
+
+
+def _report(accepted: RunAccepted, *, out_dir: Path | None = None) -> None:
+    """What a run did, on standard error; standard output gets only the run id."""
+    for rejection in accepted.rejected:
+        errors.print(f"[red]refused:[/red] {rejection.reason}", highlight=False)
+    for warning in accepted.warnings:
+        errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if accepted.preview:
+        where = f" in {out_dir}" if out_dir is not None else ""
+        errors.print(
+            f"preview run {accepted.run}: nothing was sent; {accepted.total - accepted.failed} "
+            f"Finvoice documents built{where} (a folder per export when there are several), "
+            f"{accepted.failed} failed",
+            highlight=False,
+        )
+    verb = "would go" if accepted.preview else "go"
+    for name, count in accepted.per_export.items():
+        errors.print(f"  {count} invoices {verb} to export {name}", highlight=False)
+    print(accepted.run)
+
+
+PreviewDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--preview",
+        metavar="DIR",
+        help="Build, transform and check every invoice, write its Finvoice file to DIR as "
+        "<invoice number>.xml, and send nothing: the run is marked as a preview.",
+    ),
+]
+
+
+@cli.command("close-period", help="Close a period: export its invoices once; prints the run id.")
+def close_period(
+    period: Annotated[str, typer.Argument(help="The invoice period, e.g. 2026-11.")],
+    invoices: Annotated[Path, typer.Option(help="A folder of Opter XML files or a JSON file.")],
+    preview: PreviewDir = None,
+) -> None:
+    try:
+        settings, config = _settings_and_config()
+        for warning in config.warnings:
+            errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        intake = read_path(invoices)
+        accepted = _operations(settings, config).close(
+            period, intake, preview=preview is not None, out_dir=preview
+        )
+    except Refused as refused:
+        for rejection in refused.rejected:
+            errors.print(f"[red]refused:[/red] {rejection.error}", highlight=False)
+        raise _fail(f"{invoices}: {refused.detail}") from None
+    except ExportError as error:
+        raise _fail(str(error)) from None
+    if accepted.existing:
+        errors.print(
+            f"[yellow]period {period} was closed before:[/yellow] its run is {accepted.run}; "
+            "nothing was exported again (heeros-export export --period to export it again)",
+            highlight=False,
+        )
+    _report(accepted, out_dir=preview)
+
+
+@cli.command(help="Export invoices of closed periods again: a whole period or single invoices.")
+def export(
+    numbers: Annotated[
+        list[str] | None, typer.Argument(help="Invoice numbers (also as --invoice N).")
+    ] = None,
+    period: Annotated[
+        str | None, typer.Option("--period", help="A closed period: all its invoices.")
+    ] = None,
+    invoice: Annotated[
+        list[str] | None, typer.Option("--invoice", help="An invoice number; may be repeated.")
+    ] = None,
+    preview: PreviewDir = None,
+) -> None:
+    chosen = [*(invoice or []), *(numbers or [])]
+    if (period is None) == (not chosen):
+        raise _fail("give either --period P or --invoice N ..., one of the two")
+    try:
+        settings, config = _settings_and_config()
+        accepted = _operations(settings, config).export(
+            chosen or None, period=period, preview=preview is not None, out_dir=preview
+        )
+    except Refused as refused:
+        raise _fail(refused.detail) from None
+    except ExportError as error:
+        raise _fail(str(error)) from None
+    _report(accepted, out_dir=preview)
+
+
+@cli.command(help="Queue a run's failed and unconfirmed invoices again (only those).")
+def requeue(run: Annotated[str, typer.Argument(help="The run id, e.g. 2026-11-0001.")]) -> None:
+    try:
+        settings, config = _settings_and_config()
+        done = _operations(settings, config).requeue(run)
+    except Refused as refused:
+        raise _fail(refused.detail) from None
+    except ExportError as error:
+        raise _fail(str(error)) from None
+    print(
+        f"run {run}: {done.failed} failed and {done.unconfirmed} unconfirmed invoices queued again"
+    )
+
+
+@cli.command(help="Serve the HTTP API the TMS calls (its OpenAPI document is /openapi.json).")
+def api(
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+    allow_anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--allow-anonymous",
+            help="Without HEEROS_API_TOKEN, accept calls without a token (loopback only).",
+        ),
+    ] = False,
+) -> None:
+    import uvicorn
+
+    from producer.http.api import create_api
+
+    settings = Settings()
+    token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
+    if allow_anonymous and not token and host not in LOOPBACK:
+        raise _fail(f"--allow-anonymous serves only a loopback address, not {host}")
+    configure_logging("INFO")
+    try:
+        application = create_api(settings, allow_anonymous=allow_anonymous)
+    except ExportError as error:
+        raise _fail(str(error)) from None
+    uvicorn.run(
+        application, host=host, port=port, log_level="info", proxy_headers=False, log_config=None
+    )
+
+
+def _line(summary: RunSummary) -> str:
+    colour = {"complete": "green", "failed": "grey62", "running": "cyan"}[summary.state.value]
+    return (
+        f"[{colour}]{summary.run:<16}[/{colour}] {summary.period:<10} "
+        f"total {summary.total:>7}  exported {summary.exported:>7}  "
+        f"failed {summary.failed:>6}  in progress {summary.in_progress:>6}  "
+        f"{summary.state.value}"
+    )
+
+
+def show_progress(
+    store: StatusStore, run: str, *, interval: float = 0.5, timeout: float | None = None
+) -> RunSummary:
+    """Opter's export window: exported / total, green when complete, grey when failed."""
+    summary = summarize(store, run)
+    if summary is None:
+        raise _fail(f"no run {run!r}")
+    started = time.monotonic()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(complete_style="cyan", finished_style="green"),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"run {run}", total=summary.total)
+        while True:
+            summary = summarize(store, run)
+            assert summary is not None
+            done = summary.exported + summary.failed
+            progress.update(
+                task,
+                completed=done,
+                description=f"run {run}: {summary.exported} exported, {summary.failed} failed",
+            )
+            if summary.state is not RunState.RUNNING:
+                if summary.state is RunState.FAILED:
+                    bar = progress.columns[1]
+                    assert isinstance(bar, BarColumn)
+                    bar.finished_style = "grey50"
+                    progress.refresh()
+                break
+            if timeout is not None and time.monotonic() - started > timeout:
+                break
+            time.sleep(interval)
+    return summary
+
+
+def print_summary(store: StatusStore, summary: RunSummary) -> None:
+    colour = {"complete": "green", "failed": "grey62", "running": "cyan"}[summary.state.value]
+    console.print(f"[{colour}]{summary.statement}[/{colour}]", highlight=False)
+    for name, counts in summary.by_export.items():
+        console.print(
+            f"  export {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+            highlight=False,
+        )
+    kept = store.run_record(summary.run)
+    for warning in run_warnings(kept.extra) if kept else []:
+        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+    if summary.failed:
+        for record in problems(store, summary.run, count=20):
+            console.print(
+                f"  [red]{record.number}[/red] ({record.state.value}): {record.message}",
+                highlight=False,
+            )
+
+
+@cli.command(help="A run's figures; --watch shows a live progress bar.")
+def status(
+    run: str,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow the run to its end.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    store = _store(Settings())
+    summary = show_progress(store, run) if watch else summarize(store, run)
+    if summary is None:
+        raise _fail(f"no run {run!r}")
+    if as_json:
+        data = summary.as_dict()
+        data["problems"] = [r.as_dict() for r in problems(store, run, count=50)]
+        print(json.dumps(data, indent=2))
+    else:
+        print_summary(store, summary)
+    if summary.state is RunState.FAILED:
+        raise typer.Exit(1)
+
+
+@cli.command(help="The recent runs, one line each.")
+def runs(limit: Annotated[int, typer.Option(help="How many runs.")] = 20) -> None:
+    for summary in recent_runs(_store(Settings()), limit=limit):
+        console.print(_line(summary), highlight=False)
+
+
+@cli.command(help="Write N realistic sample invoices as Opter XML files (or one JSON file).")
+def sample(
+    count: Annotated[int, typer.Option(help="How many invoices.")] = 100,
+    out: Annotated[Path, typer.Option(help="The folder (or .json file) to write.")] = Path("out"),
+    period: Annotated[str, typer.Option(help="The invoice period.")] = "2026-11",
+    first: Annotated[int, typer.Option(help="The first invoice number.")] = 100001,
+) -> None:
+    invoices = sample_invoices(count, period=period, first=first)
+    if out.suffix == ".json":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "period": period,
+            "invoices": [i.model_dump(mode="json", round_trip=True) for i in invoices],
+        }
+        out.write_text(json.dumps(payload, ensure_ascii=False))
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for invoice in invoices:
+            (out / f"{invoice.number}.xml").write_bytes(serialize_invoice(invoice))
+    print(f"wrote {count} invoices to {out}")
+
+
+@cli.command(help="Run a whole export on this machine: Redis, the sandbox, a worker, a period.")
+def demo(
+    count: Annotated[int, typer.Option(help="Invoices in the sample period.")] = 300,
+    latency_ms: Annotated[int, typer.Option(help="The sandbox's answer time.")] = 100,
+) -> None:
+    from producer.cli.demo import run_demo
+
+    sys.exit(run_demo(count=count, latency_ms=latency_ms))
+
+
+def _register_sandbox() -> None:
+    try:
+        from sandbox.server import command
+    except ImportError:  # pragma: no cover - the sandbox ships with the package
+        return
+    cli.command("sandbox", help="Run the Heeros sandbox server.")(command)
+
+
+_register_sandbox()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+"""The export triggers behind the HTTP API: close a period, export again, re-queue, read runs.
+
+:class:`Operations` does what each route asks, over the Celery app, the status
+store and the export configuration, and answers with the models below (which
+are also the API's OpenAPI schemas). What cannot be done raises :class:`Refused`
+with the status and a reason that names the invoice and the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+from celery import Celery
+from pydantic import BaseModel, ConfigDict, Field
+
+from producer.operations.intake import Intake, read_json
+from producer.operations.preview import PreviewResult, preview_run
+from producer.operations.runs import Rejected, RunStarted, close_period, export_again, requeue_run
+from worker.config.exports import ExportConfig
+from worker.documents.invoice import Invoice
+from worker.documents.opterxml import parse_invoice_xml
+from worker.errors import InvoiceError
+from worker.state.aggregator import RunSummary, items_in_state, recent_runs, summarize
+from worker.state.keys import State
+from worker.state.store import StatusStore
+
+log = logging.getLogger(__name__)
+
+PERIOD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$"
+RUN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
+SHOWN = 20
+"""How many invoice numbers an error names before it says how many more."""
+
+Period = Annotated[str, Field(pattern=PERIOD_PATTERN, description="An invoice period: 2026-11")]
+InvoiceNumber = Annotated[str, Field(pattern=PERIOD_PATTERN, description="An invoice number")]
+
+
+# -- bodies and answers -------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClosePeriod(_Body):
+    """A closed period's invoices: JSON per the invoice model, or Opter XML documents."""
+
+    period: Period | None = Field(None, description="When given, the period of the path.")
+    invoices: list[Any] | None = Field(None, description="Invoices as JSON per the invoice model.")
+    opter_xml: list[str] | None = Field(None, description="Opter XML documents, base64-encoded.")
+
+
+class ExportInvoices(_Body):
+    """Invoices already known from closed periods, by number, or a whole closed period."""
+
+    invoices: list[InvoiceNumber] | None = Field(None, min_length=1, max_length=100_000)
+    period: Period | None = None
+
+
+class Rejection(BaseModel):
+    """An invoice refused at intake and why; it fails alone."""
+
+    number: str
+    reason: str
+
+
+class RunAccepted(BaseModel):
+    """A run started (or, with ``existing``, the run a closed period already has)."""
+
+    run: str
+    period: str
+    total: int
+    queued: int
+    failed: int
+    existing: bool = False
+    preview: bool = False
+    per_export: dict[str, int] = Field(description="Invoices going to each export.")
+    warnings: list[str] = Field(description="Customers whose group has no Heeros export.")
+    rejected: list[Rejection] = Field(description="Invoices refused at intake, with reasons.")
+
+
+class RequeueAccepted(BaseModel):
+    """What a re-queue sent again."""
+
+    run: str
+    failed: int
+    unconfirmed: int
+    total: int
+
+
+class RunView(BaseModel):
+    """A run's figures against its total, per state and per export."""
+
+    run: str
+    period: str
+    label: str
+    created: float
+    preview: bool
+    total: int
+    exported: int
+    failed: int
+    in_progress: int
+    state: str
+    statement: str
+    counts: dict[str, int]
+    failed_by_kind: dict[str, int]
+    by_export: dict[str, dict[str, int]]
+    per_export: dict[str, int]
+    warnings: list[str]
+
+
+class InvoiceView(BaseModel):
+    """One invoice's export within a run."""
+
+    run: str
+    item: str
+    number: str
+    export: str
+    state: str
+    heeros_id: str | None
+    attempts: int
+    polls: int
+    message: str | None
+    kind: str | None
+    updated: float
+
+
+class InvoicePage(BaseModel):
+    """A page of a run's invoices in one state; ``cursor`` asks for the next (0: none)."""
+
+    run: str
+    state: str
+    cursor: int
+    invoices: list[InvoiceView]
+
+
+class Problem(BaseModel):
+    """What was wrong with a request."""
+
+    detail: str
+    rejected: list[Rejection] = Field(default_factory=list)
+
+
+class Refused(Exception):
+    """Raised when a request cannot be carried out; answered with its status and reason."""
+
+    def __init__(self, status: int, detail: str, *, rejected: Sequence[Rejected] = ()) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.rejected = list(rejected)
+
+
+# -- the operations behind the routes -----------------------------------------------------
+
+
+def _listing(numbers: Sequence[str]) -> str:
+    more = f" and {len(numbers) - SHOWN} more" if len(numbers) > SHOWN else ""
+    return ", ".join(numbers[:SHOWN]) + more
+
+
+def rejections(rejected: Sequence[Rejected]) -> list[Rejection]:
+    """The refused invoices as the API shows them."""
+    return [Rejection(number=r.number, reason=str(r.error)) for r in rejected]
+
+
+def run_warnings(extra: dict[str, str]) -> list[str]:
+    """The warnings kept with a run (customers whose group has no Heeros export)."""
+    try:
+        found = json.loads(extra.get("warnings") or "[]")
+    except ValueError:
+        return []
+    return [str(w) for w in found] if isinstance(found, list) else []
+
+
+def read_opter_xml(documents: Sequence[str]) -> Intake:
+    """Base64-encoded Opter XML documents, one invoice each; an invalid one is set aside."""
+    intake = Intake()
+    for position, text in enumerate(documents):
+        source = f"opter_xml[{position}]"
+        try:
+            data = base64.b64decode(text, validate=True)
+        except ValueError as exc:
+            error = InvoiceError(f"{source}: not base64: {exc}")
+            intake.rejected.append(Rejected(number=f"#{position + 1}", error=error))
+            continue
+        try:
+            intake.invoices.append(parse_invoice_xml(data, source=source))
+        except InvoiceError as error:
+            number = _safe_number(error.invoice_number or f"#{position + 1}")
+            intake.rejected.append(Rejected(number=number, error=error))
+    return intake
+
+
+def _safe_number(number: str) -> str:
+    # A refused invoice's number becomes part of Redis keys: short and plain, like intake's.
+    cleaned = "".join(c for c in number if c.isalnum() or c in "._-#")[:20]
+    return cleaned or "unknown"
+
+
+def _unique_rejections(intake: Intake) -> None:
+    # Two refused invoices under one name would be one item of the run, which could
+    # then never reach its total: the second and later get their position's mark.
+    seen: set[str] = set()
+    for position, rejection in enumerate(intake.rejected):
+        if rejection.number in seen:
+            unique = f"{rejection.number}#{position + 1}"
+            intake.rejected[position] = Rejected(number=unique, error=rejection.error)
+        seen.add(intake.rejected[position].number)
+
+
+def body_intake(body: ClosePeriod, period: str) -> Intake:
+    """The invoices of a close request, each valid or set aside with its reason."""
+    if body.period is not None and body.period != period:
+        raise Refused(422, f"period: the body names {body.period}, the path {period}")
+    if (body.invoices is None) == (body.opter_xml is None):
+        raise Refused(
+            422,
+            "give the invoices either as 'invoices' (JSON per the invoice model) or as "
+            "'opter_xml' (base64-encoded Opter XML documents), one of the two",
+        )
+    if body.invoices is not None:
+        return read_json(body.invoices, source="invoices")
+    return read_opter_xml(body.opter_xml or [])
+
+
+def checked_intake(intake: Intake) -> Intake:
+    """Refuses (422) a period without invoices, with a number twice, or with none valid."""
+    if not intake.invoices and not intake.rejected:
+        raise Refused(422, "invoices: there is no invoice to close the period with")
+    counted = Counter(invoice.number for invoice in intake.invoices)
+    twice = {number for number, times in counted.items() if times > 1}
+    twice |= {r.number for r in intake.rejected if r.number in counted}
+    if twice:
+        raise Refused(422, f"invoice numbers appear twice: {_listing(sorted(twice))}")
+    _unique_rejections(intake)
+    if not intake.invoices:
+        raise Refused(
+            422,
+            f"no valid invoice ({len(intake.rejected)} refused): nothing was closed",
+            rejected=intake.rejected,
+        )
+    return intake
+
+
+class Operations:
+    """What the routes do, over a Celery app, the status store and the export configuration."""
+
+    def __init__(self, app: Celery, store: StatusStore, config: ExportConfig) -> None:
+        self.app = app
+        self.store = store
+        self.config = config
+
+    def close(
+        self, period: str, intake: Intake, *, preview: bool = False, out_dir: Path | None = None
+    ) -> RunAccepted:
+        """Close ``period`` with its invoices once; a preview builds them and closes nothing."""
+        checked_intake(intake)
+        if preview:
+            return self._previewed(period, intake.invoices, intake.rejected, out_dir)
+        started = close_period(
+            self.app,
+            self.store,
+            self.config,
+            intake.invoices,
+            period=period,
+            rejected=intake.rejected,
+        )
+        if started.existing:
+            log.info("run=%s period=%s closed before: answering with its run", started.run, period)
+            return self._existing(started, period)
+        log.info("run=%s period=%s closed: %d queued", started.run, period, started.queued)
+        return self._accepted(started, period, intake.rejected)
+
+    def export(
+        self,
+        numbers: Sequence[str] | None = None,
+        *,
+        period: str | None = None,
+        preview: bool = False,
+        out_dir: Path | None = None,
+    ) -> RunAccepted:
+        """A new run of invoices of closed periods: by number, or all of ``period``."""
+        if (numbers is None) == (period is None):
+            raise Refused(
+                422,
+                "give either 'invoices' (invoice numbers of closed periods) or 'period' "
+                "(a closed period), one of the two",
+            )
+        if period is not None:
+            chosen = self.store.period_invoices(period)
+            if not chosen:
+                raise Refused(422, f"period: {period} has no invoices: it was never closed")
+        else:
+            chosen = list(dict.fromkeys(numbers or []))
+            if not chosen:
+                raise Refused(422, "invoices: no invoice number given")
+            unknown = self._unknown(chosen)
+            if unknown:
+                raise Refused(
+                    422,
+                    f"invoices: no copy is kept of {_listing(unknown)}: only invoices of a "
+                    "closed period can be exported again",
+                )
+            period = self._period_of(chosen[0])
+        if preview:
+            invoices: list[Invoice] = []
+            refused: list[Rejected] = []
+            for number in chosen:
+                try:
+                    invoices.append(self.store.load_invoice(number))
+                except InvoiceError as error:
+                    refused.append(Rejected(number=number, error=error))
+            return self._previewed(period, invoices, refused, out_dir)
+        started = export_again(self.app, self.store, self.config, chosen, period=period)
+        log.info("run=%s exports %d invoices again", started.run, len(chosen))
+        return self._accepted(started, period, [])
+
+    def requeue(self, run: str) -> RequeueAccepted:
+        record = self.store.run_record(run)
+        if record is None:
+            raise Refused(404, f"no run {run}")
+        if record.preview:
+            raise Refused(409, f"run {run} is a preview: nothing of it was sent; export instead")
+        done = requeue_run(self.app, self.store, run)
+        return RequeueAccepted(
+            run=run, failed=done.failed, unconfirmed=done.unconfirmed, total=done.total
+        )
+
+    def runs(self, limit: int) -> list[RunView]:
+        return [self._view(summary) for summary in recent_runs(self.store, limit=limit)]
+
+    def run(self, run: str) -> RunView:
+        summary = summarize(self.store, run)
+        if summary is None:
+            raise Refused(404, f"no run {run}")
+        return self._view(summary)
+
+    def invoices(self, run: str, state: State, *, cursor: int, count: int) -> InvoicePage:
+        if self.store.run_record(run) is None:
+            raise Refused(404, f"no run {run}")
+        following, records = items_in_state(self.store, run, state, cursor=cursor, count=count)
+        return InvoicePage(
+            run=run,
+            state=state.value,
+            cursor=int(following),
+            invoices=[InvoiceView(**record.as_dict()) for record in records],
+        )
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _accepted(
+        self, started: RunStarted, period: str, rejected: Sequence[Rejected]
+    ) -> RunAccepted:
+        return RunAccepted(
+            run=started.run,
+            period=period,
+            total=started.total,
+            queued=started.queued,
+            failed=started.rejected,
+            per_export=started.per_export,
+            warnings=started.warnings,
+            rejected=rejections(rejected),
+        )
+
+    def _existing(self, started: RunStarted, period: str) -> RunAccepted:
+        summary = summarize(self.store, started.run)
+        record = self.store.run_record(started.run)
+        return RunAccepted(
+            run=started.run,
+            period=period,
+            total=started.total,
+            queued=0,
+            failed=summary.failed if summary else 0,
+            existing=True,
+            per_export=_per_export(summary) if summary else {},
+            warnings=run_warnings(record.extra) if record else [],
+            rejected=[],
+        )
+
+    def _previewed(
+        self,
+        period: str,
+        invoices: Sequence[Invoice],
+        rejected: Sequence[Rejected],
+        out_dir: Path | None,
+    ) -> RunAccepted:
+        result: PreviewResult = preview_run(
+            self.store, self.config, invoices, period=period, out_dir=out_dir, rejected=rejected
+        )
+        if result.warnings:
+            self.store.set_run_fields(result.run, {"warnings": json.dumps(result.warnings)})
+        log.info(
+            "run=%s preview of %d invoices, %d failed", result.run, result.total, result.failed
+        )
+        return RunAccepted(
+            run=result.run,
+            period=period,
+            total=result.total,
+            queued=0,
+            failed=result.failed,
+            preview=True,
+            per_export=result.per_export,
+            warnings=result.warnings,
+            rejected=rejections(rejected),
+        )
+
+    def _view(self, summary: RunSummary) -> RunView:
+        record = self.store.run_record(summary.run)
+        warnings = run_warnings(record.extra) if record else []
+        return RunView(**summary.as_dict(), per_export=_per_export(summary), warnings=warnings)
+
+    def _unknown(self, numbers: Sequence[str]) -> list[str]:
+        pipe = self.store.redis.pipeline(transaction=False)
+        for number in numbers:
+            pipe.exists(self.store.keys.payload(number))
+        found = cast(list[int], self.store._call(pipe.execute))
+        return [n for n, present in zip(numbers, found, strict=True) if not present]
+
+    def _period_of(self, number: str) -> str:
+        # A run of single invoices is numbered in the period of its first invoice.
+        try:
+            return self.store.load_invoice(number).period
+        except InvoiceError:
+            return "export"
+
+
+def _per_export(summary: RunSummary) -> dict[str, int]:
+    return {name: sum(counts.values()) for name, counts in summary.by_export.items()}
+
+
+__all__ = [
+    "PERIOD_PATTERN",
+    "RUN_PATTERN",
+    "ClosePeriod",
+    "ExportInvoices",
+    "InvoicePage",
+    "InvoiceView",
+    "Operations",
+    "Problem",
+    "Refused",
+    "Rejection",
+    "RequeueAccepted",
+    "RunAccepted",
+    "RunView",
+    "body_intake",
+    "checked_intake",
+    "read_opter_xml",
+    "rejections",
+    "run_warnings",
+]

@@ -1,0 +1,321 @@
+"""Export runs: closing a period (or choosing invoices) records a run and queues its tasks.
+
+The run's total is written before any task is queued, so no figure can ever
+run ahead of it. Tasks are published in batches (one Redis round trip per
+batch), so a period of ten thousand invoices is queued in a second or two.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from celery import Celery
+from kombu.utils.uuid import uuid
+
+from worker.celery.tasks import SEND_QUEUE, SEND_TASK
+from worker.config.exports import ExportConfig
+from worker.documents.invoice import Invoice
+from worker.documents.keptcopy import compress_invoice
+from worker.errors import InvoiceError
+from worker.heeros.texts import user_message
+from worker.pipeline import failure_kind
+from worker.state.keys import State, item_id, split_item
+from worker.state.store import RunRecord, StatusStore
+
+log = logging.getLogger(__name__)
+
+PUBLISH_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An invoice refused at intake, with the reason; it fails alone."""
+
+    number: str
+    error: InvoiceError
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """What starting a run did."""
+
+    run: str
+    total: int
+    queued: int
+    rejected: int
+    existing: bool = False
+    per_export: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_items(
+    config: ExportConfig, invoices: Sequence[Invoice]
+) -> tuple[list[str], list[tuple[str, str, int]], list[str]]:
+    """The run's exports, its items (id, number, export index) and warnings."""
+    exports: list[str] = []
+    index_of: dict[str, int] = {}
+    items: list[tuple[str, str, int]] = []
+    warnings: list[str] = []
+    without: set[str] = set()
+    for invoice in invoices:
+        customer = invoice.customer.customer_number
+        targets = config.exports_for(customer)
+        if not any(target.is_heeros for target in targets):
+            without.add(customer)
+        for target in targets:
+            if target.name not in index_of:
+                index_of[target.name] = len(exports)
+                exports.append(target.name)
+            index = index_of[target.name]
+            items.append((item_id(invoice.number, index), invoice.number, index))
+    for customer in sorted(without):
+        group = config.group_for(customer).name
+        warnings.append(
+            f"customer {customer}: group {group!r} has no Heeros export, so its invoices "
+            "do not reach Heeros (Opter's advice: add the Heeros export to every group)"
+        )
+    return exports, items, warnings
+
+
+def start_run(
+    app: Celery,
+    store: StatusStore,
+    config: ExportConfig,
+    invoices: Sequence[Invoice],
+    *,
+    period: str,
+    rejected: Iterable[Rejected] = (),
+    label: str = "",
+    run: str | None = None,
+) -> RunStarted:
+    """Record a run of ``invoices`` and queue one task per invoice and export."""
+    refused = list(rejected)
+    _refuse_repeats(invoices)
+    exports, items, warnings = plan_items(config, invoices)
+    if refused and not exports:
+        exports.append(config.exports_for("")[0].name if config.exports else "")
+    run = run or store.next_run_id(period)
+    total = len(items) + len(refused)
+    payloads = {invoice.number: compress_invoice(invoice) for invoice in invoices}
+    store.create_run(
+        RunRecord(
+            run=run,
+            period=period,
+            total=total,
+            created=time.time(),
+            exports=exports,
+            label=label,
+            extra={"warnings": json.dumps(warnings)} if warnings else {},
+        ),
+        items,
+        payloads,
+    )
+    for rejection in refused:
+        _record_rejection(store, run, rejection)
+    queue_sends(app, run, [item for item, _, _ in items])
+    per_export: dict[str, int] = {}
+    for _, _, index in items:
+        per_export[exports[index]] = per_export.get(exports[index], 0) + 1
+    for warning in warnings:
+        log.warning("run=%s %s", run, warning)
+    log.info("run=%s period=%s queued %d items, %d rejected", run, period, len(items), len(refused))
+    return RunStarted(
+        run=run,
+        total=total,
+        queued=len(items),
+        rejected=len(refused),
+        per_export=per_export,
+        warnings=warnings,
+    )
+
+
+def _refuse_repeats(invoices: Sequence[Invoice]) -> None:
+    numbers = [invoice.number for invoice in invoices]
+    if len(set(numbers)) != len(numbers):
+        seen: set[str] = set()
+        twice = sorted({n for n in numbers if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+        raise InvoiceError(f"invoice numbers appear twice in the period: {', '.join(twice)}")
+
+
+def _record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None:
+    item = item_id(rejection.number, 0)
+    store.transition(
+        run,
+        item,
+        State.FAILED,
+        export_index=0,
+        kind=failure_kind(rejection.error),
+        number=rejection.number,
+        message=user_message(rejection.error, invoice_number=rejection.number),
+    )
+
+
+def queue_sends(app: Celery, run: str, items: Sequence[str]) -> None:
+    """One send task per item, in batches of one Redis round trip each.
+
+    Each message is Celery's own (task protocol 2, built once by ``as_task_v2`` and
+    copied per item with its id and arguments); the queue is declared once, not per
+    message, and routed by name: a plain ``apply_async`` loop spends most of its
+    time on those two, and on one round trip per message.
+    """
+    if not items:
+        return
+    queue = app.amqp.queues[SEND_QUEUE]
+    template = app.amqp.as_task_v2("0", SEND_TASK, args=(run, items[0]))
+    with app.producer_or_acquire() as producer:
+        producer.maybe_declare(queue)
+        with producer.batch(PUBLISH_BATCH):
+            for item in items:
+                task_id = uuid()
+                args = (run, item)
+                headers = {
+                    **template.headers,
+                    "id": task_id,
+                    "root_id": task_id,
+                    "argsrepr": repr(args),
+                }
+                producer.publish(
+                    (args, {}, template.body[2]),
+                    # The default exchange routes by queue name with no binding look-up:
+                    # a named exchange costs the Redis transport a round trip per message.
+                    exchange="",
+                    routing_key=queue.name,
+                    serializer="json",
+                    headers=headers,
+                    correlation_id=task_id,
+                    reply_to="",
+                    delivery_mode=2,
+                    declare=None,
+                    retry=True,
+                )
+
+
+def close_period(
+    app: Celery,
+    store: StatusStore,
+    config: ExportConfig,
+    invoices: Sequence[Invoice],
+    *,
+    period: str,
+    rejected: Iterable[Rejected] = (),
+) -> RunStarted:
+    """Export a closed period once: closing it again answers with the run it already has."""
+    _refuse_repeats(invoices)  # before the claim: a refused close must leave the period open
+    run = store.next_run_id(period)
+    if not store.claim_period(period, run):
+        existing = store.period_run(period) or run
+        record = store.run_record(existing)
+        total = record.total if record else 0
+        return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
+    store.add_period_invoices(period, (invoice.number for invoice in invoices))
+    return start_run(
+        app,
+        store,
+        config,
+        invoices,
+        period=period,
+        rejected=rejected,
+        label=f"close {period}",
+        run=run,
+    )
+
+
+def export_again(
+    app: Celery,
+    store: StatusStore,
+    config: ExportConfig,
+    numbers: Sequence[str],
+    *,
+    period: str,
+) -> RunStarted:
+    """A new run of invoices already known from closed periods, from their kept copies.
+
+    Heeros sees the same idempotency key as before, so an invoice it already has
+    is not created twice: the run records it with the id Heeros names.
+    """
+    invoices: list[Invoice] = []
+    refused: list[Rejected] = []
+    for number in dict.fromkeys(numbers):
+        try:
+            invoices.append(store.load_invoice(number))
+        except InvoiceError as error:
+            refused.append(Rejected(number=number, error=error))
+    return start_run(
+        app,
+        store,
+        config,
+        invoices,
+        period=period,
+        rejected=refused,
+        label="export "
+        + " ".join(list(dict.fromkeys(numbers))[:5])
+        + (" ..." if len(numbers) > 5 else ""),
+    )
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What a re-queue did."""
+
+    run: str
+    failed: int
+    unconfirmed: int
+
+    @property
+    def total(self) -> int:
+        return self.failed + self.unconfirmed
+
+
+def requeue_run(app: Celery, store: StatusStore, run: str) -> Requeued:
+    """Queue a run's failed and unconfirmed invoices again (only those).
+
+    An unconfirmed invoice, and a failed one that had reached the sending step,
+    goes back as ``sending``: its task asks Heeros first (``find``) and only sends
+    when Heeros does not have it, so nothing is sent twice.
+    """
+    counts = {State.FAILED: 0, State.UNCONFIRMED: 0}
+    for state in (State.FAILED, State.UNCONFIRMED):
+        members = store.members(run, state)
+        again: list[str] = []
+        for record in store.items(run, members):
+            if record.kind == "invoice":
+                continue  # refused at intake: only the TMS can send it again, corrected
+            _, export_index = split_item(record.item)
+            reached = state is State.UNCONFIRMED or record.attempts > 0
+            target = State.SENDING if reached else State.QUEUED
+            if store.transition(
+                run,
+                record.item,
+                target,
+                export_index=export_index,
+                force=True,
+                message="",
+                requeued="1",
+            ):
+                again.append(record.item)
+        queue_sends(app, run, again)
+        counts[state] = len(again)
+    log.info(
+        "run=%s re-queued %d failed and %d unconfirmed invoices",
+        run,
+        counts[State.FAILED],
+        counts[State.UNCONFIRMED],
+    )
+    return Requeued(run=run, failed=counts[State.FAILED], unconfirmed=counts[State.UNCONFIRMED])
+
+
+__all__ = [
+    "Rejected",
+    "Requeued",
+    "RunStarted",
+    "close_period",
+    "export_again",
+    "plan_items",
+    "queue_sends",
+    "requeue_run",
+    "start_run",
+]

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from worker.config.starttext import SendOptions
+from worker.errors import HeerosRateLimited, Throttled
+from worker.heeros.wire import RemoteState, RemoteStatus
+from worker.state.keys import Keys
+from worker.state.limiter import LimitedHeeros, Limits, TenantLimiter
+
+
+def _limiter(redis: fakeredis.FakeRedis, **limits: float) -> TenantLimiter:
+    return TenantLimiter(redis, keys=Keys("t"), limits=Limits(**limits))  # type: ignore[arg-type]
+
+
+def test_concurrency_is_shared_and_released(fake_redis: fakeredis.FakeRedis) -> None:
+    one = _limiter(fake_redis, concurrent=2)
+    other = _limiter(fake_redis, concurrent=2)  # another worker process, same Redis
+    with one.permit("A"), other.permit("A"):
+        with pytest.raises(Throttled) as info, one.permit("A"):
+            pass
+        assert info.value.tenant == "A"
+        with other.permit("B"):  # tenants are apart
+            pass
+    with one.permit("A"), one.permit("A"):
+        pass
+
+
+def test_rate_allows_a_burst_then_holds_back(fake_redis: fakeredis.FakeRedis) -> None:
+    limiter = _limiter(fake_redis, per_second=10, burst=3)
+    admitted = 0
+    waits = []
+    for _ in range(10):
+        try:
+            with limiter.permit("A"):
+                admitted += 1
+        except Throttled as throttled:
+            waits.append(throttled.retry_after)
+    assert admitted == 4  # the request itself and a burst of three
+    assert waits and all(0 < wait <= 0.5 for wait in waits)
+
+
+def test_no_limits_admit_everything(fake_redis: fakeredis.FakeRedis) -> None:
+    limiter = _limiter(fake_redis)
+    for _ in range(100):
+        with limiter.permit("A"):
+            pass
+
+
+class Answering:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls = 0
+
+    def send(
+        self,
+        invoice_number: str,
+        document: bytes,
+        options: SendOptions,
+        idempotency_key: str,
+        *,
+        encoding: str = "UTF-8",
+    ) -> str:
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return "H"
+
+    def status(self, invoice_id: str) -> RemoteStatus:
+        self.calls += 1
+        return RemoteStatus(invoice_id, RemoteState.PENDING, "RECEIVED")
+
+    def find(self, invoice_number: str) -> RemoteStatus | None:
+        self.calls += 1
+        return None
+
+
+def test_a_429_pauses_the_whole_tenant(fake_redis: fakeredis.FakeRedis) -> None:
+    limiter = _limiter(fake_redis)
+    refused = LimitedHeeros(Answering(HeerosRateLimited(30)), limiter, "A")
+    with pytest.raises(HeerosRateLimited):
+        refused.send("1", b"", SendOptions(), "k")
+    other = Answering()
+    elsewhere = LimitedHeeros(other, _limiter(fake_redis), "A")
+    with pytest.raises(Throttled) as info:
+        elsewhere.status("H")
+    assert 29 < info.value.retry_after <= 30
+    assert other.calls == 0  # nothing left for Heeros while the tenant is paused
+    assert LimitedHeeros(other, limiter, "B").find("1") is None
+
+
+def test_permits_are_leased(fake_redis: fakeredis.FakeRedis) -> None:
+    limiter = _limiter(fake_redis, concurrent=1, lease_s=-1)  # a lease already over
+    with limiter.permit("A"), limiter.permit("A"):
+        pass

@@ -1,0 +1,125 @@
+"""What one worker process holds for its tasks: settings, store, exports, Heeros clients.
+
+Built once per process, on first use (after the pool has forked), from the
+settings the app was created with. Each thread gets its own Heeros client per
+tenant, so a request never waits for another thread's connection and no
+connection pool is shared between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+
+import redis
+
+from worker.config.exports import Export, ExportConfig, load_export_config
+from worker.config.settings import Settings
+from worker.errors import ConfigError
+from worker.heeros.client import HeerosClient
+from worker.logs import register_secret
+from worker.pipeline import Heeros, Target, Timing
+from worker.state.limiter import LimitedHeeros, Limits, TenantLimiter
+from worker.state.metrics import Metrics
+from worker.state.store import StatusStore, connect
+
+
+class Runtime:
+    """The per-process state tasks share; the tasks themselves stay thin."""
+
+    def __init__(self, settings: Settings, *, config: ExportConfig | None = None) -> None:
+        self.settings = settings
+        self._config = config
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._poll_pool: ThreadPoolExecutor | None = None
+
+    @cached_property
+    def store(self) -> StatusStore:
+        return StatusStore(connect(self.settings.redis_url), prefix=self.settings.key_prefix)
+
+    @property
+    def config(self) -> ExportConfig:
+        if self._config is None:
+            with self._lock:
+                if self._config is None:
+                    if self.settings.export_config is None:
+                        raise ConfigError(
+                            "no export configuration: set HEEROS_EXPORT_CONFIG to its file"
+                        )
+                    self._config = load_export_config(self.settings.export_config)
+        return self._config
+
+    @property
+    def poll_pool(self) -> ThreadPoolExecutor:
+        """The threads the poll tasks' status requests go out on."""
+        if self._poll_pool is None:
+            with self._lock:
+                if self._poll_pool is None:
+                    self._poll_pool = ThreadPoolExecutor(
+                        max_workers=self.settings.poll_concurrency, thread_name_prefix="heeros-poll"
+                    )
+        return self._poll_pool
+
+    @cached_property
+    def broker_redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.settings.broker, socket_timeout=5)
+
+    def queue_length(self, queue: str) -> int:
+        """Messages waiting in a Celery queue on the Redis broker."""
+        return int(self.broker_redis.llen(queue))
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.store.redis, prefix=self.settings.key_prefix, flush_every_s=1.0)
+
+    @cached_property
+    def timing(self) -> Timing:
+        return Timing(
+            poll_first_s=self.settings.poll_first_s,
+            poll_max_s=self.settings.poll_max_s,
+            confirm_deadline_s=self.settings.confirm_deadline_s,
+        )
+
+    @cached_property
+    def limiter(self) -> TenantLimiter:
+        settings = self.settings
+        limits = Limits(
+            per_second=settings.tenant_rps,
+            concurrent=settings.tenant_concurrency,
+            # a fifth of a second's worth at once: workers start together
+            burst=max(10, int(settings.tenant_rps / 5)),
+            lease_s=settings.connect_timeout_s + settings.read_timeout_s + 5,
+        )
+        return TenantLimiter(self.store.redis, keys=self.store.keys, limits=limits)
+
+    def resolve(self, export_name: str) -> tuple[Target, Heeros]:
+        """The export of that name and this thread's client for its Heeros tenant."""
+        export = self.config.export(export_name)
+        clients: dict[str, Heeros] | None = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {}
+        client = clients.get(export.name)
+        if client is None:
+            tenant = f"{export.office_code}-{export.customer_code}"
+            client = clients[export.name] = LimitedHeeros(
+                self._client(export), self.limiter, tenant
+            )
+        return export, client
+
+    def _client(self, export: Export) -> HeerosClient:
+        key = export.require_client_key()
+        register_secret(key.get_secret_value())
+        return HeerosClient(
+            base_url=self.settings.base_url,
+            office_code=export.office_code,
+            customer_code=export.customer_code,
+            client_identity=export.file_transfer.client_identity,
+            client_key=key,
+            connect_timeout=self.settings.connect_timeout_s,
+            read_timeout=self.settings.read_timeout_s,
+        )
+
+
+__all__ = ["Runtime"]

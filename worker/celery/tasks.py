@@ -1,0 +1,200 @@
+"""The Celery tasks: thin, like web views. Each decodes its arguments, calls the
+pipeline and maps errors to retries; the logic lives in :mod:`worker.pipeline`.
+
+``heeros.export_invoice`` sends one invoice (queue ``heeros.send``);
+``heeros.poll_due`` checks a batch of sent invoices whose status is due (queue
+``heeros.poll``): checking many in one task is cheaper than a task per poll,
+and no task ever sleeps waiting for Heeros.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any, cast
+
+from celery import Task, shared_task
+
+from worker.celery.runtime import Runtime
+from worker.errors import (
+    ExportError,
+    HeerosRateLimited,
+    PermanentError,
+    Throttled,
+    TransientError,
+)
+from worker.pipeline import check_record, fail_item, send_invoice
+from worker.state.keys import State
+from worker.state.metrics import error_code
+from worker.state.store import ItemRecord
+
+log = logging.getLogger(__name__)
+
+SEND_TASK = "heeros.export_invoice"
+POLL_TASK = "heeros.poll_due"
+SWEEP_TASK = "heeros.sweep_stale"
+SEND_QUEUE = "heeros.send"
+POLL_QUEUE = "heeros.poll"
+POLL_FAN_OUT = 2
+"""Poll tasks a full batch queues after itself."""
+
+
+def runtime_of(task: Task[Any, Any]) -> Runtime:
+    """The worker process's runtime, kept on the app by ``create_app``."""
+    return cast(Runtime, task.app.heeros_runtime)  # type: ignore[attr-defined]
+
+
+def retry_delay(retries: int, error: ExportError, *, base: float, cap: float) -> float:
+    """Exponential backoff with jitter; a 429's Retry-After is a floor."""
+    delay = float(min(cap, base * (2 ** min(retries, 20))) * random.uniform(0.5, 1.0))
+    if isinstance(error, HeerosRateLimited):
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+@shared_task(
+    bind=True,
+    name=SEND_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0) -> str:
+    """Send one invoice of a run to its export in Heeros."""
+    runtime = runtime_of(self)
+    settings = runtime.settings
+    try:
+        return send_invoice(
+            runtime.store,
+            runtime.resolve,
+            run,
+            item,
+            timing=runtime.timing,
+            metrics=runtime.metrics,
+        ).value
+    except Throttled as error:
+        # Held back by the shared limits: not a failure, and not counted as one.
+        delay = error.retry_after + random.uniform(0.0, 0.25)
+        log.debug("run=%s item=%s held back %.2f s: %s", run, item, delay, error)
+        raise self.retry(countdown=delay, kwargs={"failures": failures}) from error
+    except TransientError as error:
+        if failures >= settings.retry_max:
+            record = runtime.store.item(run, item)
+            if record is not None:
+                fail_item(runtime.store, record, error, metrics=runtime.metrics)
+            return "failed"
+        code = error_code(error)
+        if code is not None:
+            runtime.metrics.count_error(code)
+        runtime.metrics.count_retry("send")
+        delay = retry_delay(failures, error, base=settings.retry_base_s, cap=settings.retry_max_s)
+        log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, failures + 1, delay, error)
+        raise self.retry(countdown=delay, kwargs={"failures": failures + 1}) from error
+    except PermanentError as error:
+        # A permanent error outside the pipeline's own handling (configuration).
+        record = runtime.store.item(run, item)
+        if record is not None:
+            fail_item(runtime.store, record, error, metrics=runtime.metrics)
+        return "failed"
+
+
+def check_claimed(runtime: Runtime, run: str, item: str, record: ItemRecord | None) -> None:
+    """Check one claimed poll; a failure is recorded or rescheduled, never raised."""
+    try:
+        check_record(
+            runtime.store,
+            runtime.resolve,
+            run,
+            item,
+            record,
+            timing=runtime.timing,
+            metrics=runtime.metrics,
+        )
+    except TransientError as error:
+        code = error_code(error)
+        if code is not None:
+            runtime.metrics.count_error(code)
+        runtime.metrics.count_retry("poll")
+        log.info("run=%s item=%s status not known yet: %s", run, item, error)
+    except PermanentError as error:
+        record = runtime.store.item(run, item)
+        if record is not None:
+            fail_item(runtime.store, record, error, metrics=runtime.metrics)
+
+
+def check_batch(runtime: Runtime, claimed: list[tuple[str, str]]) -> None:
+    """Check claimed polls together: their items read in one round trip, the status
+    requests sent side by side on the process's poll threads."""
+    if not claimed:
+        return
+    records = runtime.store.records(claimed)
+    checks = [
+        runtime.poll_pool.submit(check_claimed, runtime, run, item, record)
+        for (run, item), record in zip(claimed, records, strict=True)
+    ]
+    for check in checks:
+        check.result()
+
+
+@shared_task(bind=True, name=POLL_TASK, acks_late=True, ignore_result=True)
+def poll_due(self: Task[Any, Any]) -> int:
+    """Check the status of up to a batch of sent invoices whose poll is due.
+
+    The batch's status requests go out together, on the process's poll threads: a
+    poll task holds its worker slot for about one Heeros answer, not one per invoice.
+    """
+    runtime = runtime_of(self)
+    settings = runtime.settings
+    claimed = runtime.store.claim_polls(
+        now=time.time(), limit=settings.poll_batch, lease_s=2 * settings.read_timeout_s + 5
+    )
+    if len(claimed) == settings.poll_batch:
+        # A full batch means more are due: fan out, two for one, while the backlog lasts,
+        # so that a backlog of n batches is taken in about log2(n) steps, not n.
+        for _ in range(POLL_FAN_OUT):
+            self.apply_async()
+    check_batch(runtime, claimed)
+    return len(claimed)
+
+
+@shared_task(bind=True, name=SWEEP_TASK, ignore_result=True)
+def sweep_stale(self: Task[Any, Any], limit: int = 500) -> int:
+    """Queue again the unfinished items no task holds any more (a message lost in a crash)."""
+    runtime = runtime_of(self)
+    store = runtime.store
+    now = time.time()
+    stale_after = runtime.settings.stale_after_s
+    # While sends wait in the queue, an old queued item is most likely among them.
+    backlog = runtime.queue_length(SEND_QUEUE) > 0
+    older_than = now - (stale_after * 4 if backlog else stale_after)
+    recovered = 0
+    for run, item in store.stale_items(older_than=older_than, limit=limit):
+        record = store.item(run, item)
+        if record is None or record.state.final:
+            store.forget_inflight(run, item)
+        elif record.state is State.SENT:
+            if not store.has_poll(run, item):
+                store.schedule_poll(run, item, now)
+                recovered += 1
+        else:
+            export_invoice.apply_async((run, item))
+            recovered += 1
+    if recovered:
+        log.warning("sweep: %d unfinished items had no task and were queued again", recovered)
+    return recovered
+
+
+__all__ = [
+    "POLL_QUEUE",
+    "POLL_TASK",
+    "SEND_QUEUE",
+    "SEND_TASK",
+    "SWEEP_TASK",
+    "check_batch",
+    "check_claimed",
+    "export_invoice",
+    "poll_due",
+    "sweep_stale",
+]

@@ -1,0 +1,374 @@
+"""The invoice as Opter hands it over when an invoice period closes.
+
+Amounts are :class:`~decimal.Decimal` throughout. A row's amount is its
+quantity times its unit price, rounded half up to the cent; VAT is computed per
+rate on the sum of the rows at that rate (as Finvoice's VAT specification
+states it), so the totals always add up to the cent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    model_validator,
+)
+
+from worker.documents.identifiers import (
+    normalize_bic,
+    normalize_business_id,
+    normalize_iban,
+    normalize_reference,
+    normalize_vat_number,
+)
+from worker.errors import InvoiceError
+
+CENT = Decimal("0.01")
+MAX_ROWS = 10_000
+MAX_AMOUNT = Decimal("1000000000")
+MAX_TOTAL = Decimal("100000000000")
+"""Bound of every computed sum: the transform's arithmetic (IEEE doubles, XPath 1.0)
+carries amounts below it to the cent."""
+VAT_RATES: frozenset[Decimal] = frozenset(
+    Decimal(r) for r in ("25.5", "24", "14", "13.5", "10", "0")
+)
+"""Finnish VAT rates an invoice may carry: today's and the general rate before 1 Sept 2024."""
+
+
+def money(value: Decimal) -> Decimal:
+    """Round to the cent, half up, as invoices do (never a negative zero)."""
+    rounded = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return rounded if rounded else abs(rounded)
+
+
+def _vat_rate(value: Decimal) -> Decimal:
+    if value not in VAT_RATES:
+        known = ", ".join(sorted((f"{r:g}" for r in VAT_RATES), key=float))
+        raise ValueError(f"VAT rate {value:g} % is not a Finnish rate ({known})")
+    return value
+
+
+def _bounded(value: Decimal) -> Decimal:
+    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+        raise ValueError(f"{value} is out of range (at most {MAX_AMOUNT:,} in absolute value)")
+    return value
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def _plain(value: str) -> str:
+    # XML 1.0 cannot carry these: refuse them here, where the field can be named.
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(f"contains the control character U+{ord(found.group()):04X}")
+    return value
+
+
+Plain = AfterValidator(_plain)
+Text = Annotated[str, Field(min_length=1, max_length=1000), Plain]
+Name = Annotated[str, Field(min_length=1, max_length=200), Plain]
+Code = Annotated[str, Field(min_length=1, max_length=35), Plain]
+SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")]
+Quantity = Annotated[Decimal, Field(decimal_places=4), AfterValidator(_bounded)]
+Price = Annotated[Decimal, Field(ge=0, decimal_places=4), AfterValidator(_bounded)]
+VatRate = Annotated[Decimal, AfterValidator(_vat_rate)]
+BusinessId = Annotated[str, AfterValidator(normalize_business_id)]
+VatNumber = Annotated[str, AfterValidator(normalize_vat_number)]
+
+
+def _without(data: Any, computed: tuple[str, ...]) -> Any:
+    # Serialized invoices carry their computed totals; they are derived again, never trusted.
+    if isinstance(data, Mapping) and any(key in data for key in computed):
+        return {key: value for key, value in data.items() if key not in computed}
+    return data
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class InvoiceType(StrEnum):
+    """Whether the document charges (invoice) or refunds (credit note)."""
+
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class Address(_Model):
+    """A postal address."""
+
+    street: Name
+    postal_code: Annotated[str, Field(min_length=2, max_length=35), Plain]
+    city: Name
+    country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "FI"
+
+
+class Contact(_Model):
+    """A contact person of the seller."""
+
+    name: Name
+    phone: Annotated[str, Field(max_length=70), Plain] | None = None
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"), Plain] | None = None
+
+
+class BankAccount(_Model):
+    """The seller's account the invoice is paid to."""
+
+    iban: Annotated[str, AfterValidator(normalize_iban)]
+    bic: Annotated[str, AfterValidator(normalize_bic)]
+
+
+class DeliveryPeriod(_Model):
+    """The period the invoiced transports took place in."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DeliveryPeriod:
+        if self.end < self.start:
+            raise ValueError("the delivery period ends before it starts")
+        return self
+
+
+def _same_company(business_id: str | None, vat_number: str | None) -> None:
+    finnish = bool(business_id and vat_number and vat_number.startswith("FI"))
+    if finnish and vat_number and business_id and vat_number[2:] != business_id.replace("-", ""):
+        raise ValueError(f"VAT number {vat_number} does not belong to business ID {business_id}")
+
+
+class Seller(_Model):
+    """The transport firm that invoices."""
+
+    name: Name
+    business_id: BusinessId
+    vat_number: VatNumber
+    address: Address
+    contact: Contact | None = None
+
+    @model_validator(mode="after")
+    def _vat_matches(self) -> Seller:
+        _same_company(self.business_id, self.vat_number)
+        return self
+
+
+class Customer(_Model):
+    """The buyer, as Opter's customer register knows it."""
+
+    customer_number: SafeId
+    name: Name
+    business_id: BusinessId | None = None
+    vat_number: VatNumber | None = None
+    address: Address | None = None
+    einvoice_address: Annotated[str, Field(min_length=2, max_length=35), Plain] | None = None
+    einvoice_operator: Annotated[str, Field(min_length=2, max_length=35), Plain] | None = None
+    language: Literal["fi", "sv", "en"] = "fi"
+
+    @model_validator(mode="after")
+    def _einvoice_pair(self) -> Customer:
+        _same_company(self.business_id, self.vat_number)
+        if (self.einvoice_address is None) != (self.einvoice_operator is None):
+            raise ValueError("an e-invoice address needs its operator, and an operator its address")
+        return self
+
+
+class Dimension(_Model):
+    """One of Opter's economic units on a row (cost centre, vehicle, ...)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=35), Plain]
+    value: Annotated[str, Field(min_length=1, max_length=35), Plain]
+
+
+class InvoiceRow(_Model):
+    """One row: a price item or product, with its accounting."""
+
+    code: Code | None = None
+    description: Text
+    quantity: Quantity
+    unit: Annotated[str, Field(min_length=1, max_length=14), Plain] = "kpl"
+    unit_price: Price
+    vat_rate: VatRate
+    account_number: Annotated[str, Field(pattern=r"^\d{1,10}$")] | None = None
+    dimensions: Annotated[list[Dimension], Field(max_length=5)] = []
+    waybill: Code | None = None
+    delivery_date: date | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        return _without(data, ("amount", "vat_amount"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def amount(self) -> Decimal:
+        """The row's amount excluding VAT."""
+        return money(self.quantity * self.unit_price)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def vat_amount(self) -> Decimal:
+        """The row's VAT, for display; the invoice's VAT is computed per rate."""
+        return money(self.amount * self.vat_rate / 100)
+
+
+class VatLine(_Model):
+    """The VAT of one rate: the base it is computed on and the tax."""
+
+    rate: Decimal
+    base: Decimal
+    vat: Decimal
+
+
+class Invoice(_Model):
+    """One invoice or credit note of an invoice period."""
+
+    number: SafeId
+    type: InvoiceType = InvoiceType.INVOICE
+    period: SafeId
+    invoice_date: date
+    due_date: date
+    delivery_period: DeliveryPeriod | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
+    reference: Annotated[str, AfterValidator(normalize_reference)]
+    payment_terms: Annotated[str, Field(max_length=200), Plain] | None = None
+    buyer_reference: Annotated[str, Field(max_length=70), Plain] | None = None
+    credited_invoice: SafeId | None = None
+    seller_account: BankAccount
+    free_text: Annotated[str, Field(max_length=2000), Plain] | None = None
+    seller: Seller
+    customer: Customer
+    rows: Annotated[list[InvoiceRow], Field(min_length=1, max_length=MAX_ROWS)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        return _without(data, ("vat_breakdown", "total_excl_vat", "vat_total", "total_incl_vat"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def vat_breakdown(self) -> list[VatLine]:
+        """VAT per rate, highest rate first."""
+        bases: dict[Decimal, Decimal] = {}
+        for row in self.rows:
+            bases[row.vat_rate] = bases.get(row.vat_rate, Decimal(0)) + row.amount
+        return [
+            VatLine(rate=rate, base=base, vat=money(base * rate / 100))
+            for rate, base in sorted(bases.items(), reverse=True)
+        ]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def total_excl_vat(self) -> Decimal:
+        """The sum of the rows' amounts."""
+        return sum((row.amount for row in self.rows), Decimal("0.00"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def vat_total(self) -> Decimal:
+        """The sum of the VAT of each rate."""
+        return sum((line.vat for line in self.vat_breakdown), Decimal("0.00"))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def total_incl_vat(self) -> Decimal:
+        """What the buyer pays (or, for a credit note, is refunded: negative)."""
+        return self.total_excl_vat + self.vat_total
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Invoice:
+        if self.due_date < self.invoice_date:
+            raise ValueError("due_date is before invoice_date")
+        self._check_sums()
+        total = self.total_incl_vat
+        if self.type is InvoiceType.CREDIT_NOTE and total > 0:
+            raise ValueError(f"a credit note must not total more than zero (it totals {total})")
+        if self.type is InvoiceType.INVOICE and total < 0:
+            raise ValueError(
+                f"an invoice must not total less than zero (it totals {total}): "
+                "make it a credit note"
+            )
+        if self.customer.business_id and not self.customer.vat_number:
+            # Finvoice and Heeros expect a business buyer's VAT number.
+            raise ValueError("customer.vat_number is required when customer.business_id is set")
+        return self
+
+    def _check_sums(self) -> None:
+        sums = [(f"rows[{i}].amount", row.amount) for i, row in enumerate(self.rows)]
+        sums += [("total_excl_vat", self.total_excl_vat), ("total_incl_vat", self.total_incl_vat)]
+        sums += [(f"the VAT base of {line.rate} %", line.base) for line in self.vat_breakdown]
+        for name, value in sums:
+            if abs(value) >= MAX_TOTAL:
+                raise ValueError(
+                    f"{name} {value} is out of range (at most {MAX_TOTAL:,} in absolute value)"
+                )
+
+
+class InvoicePeriod(_Model):
+    """A closed invoice period and its invoices."""
+
+    period: SafeId
+    invoices: list[Invoice]
+
+
+def _location(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path
+
+
+def describe_validation_error(exc: ValidationError, *, subject: str) -> str:
+    """One readable line per pydantic error, each naming the field."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = _location(error["loc"])
+        problems.append(f"{where}: {message}" if where else message)
+    return f"{subject}: " + "; ".join(problems)
+
+
+def parse_invoice(data: Mapping[str, Any]) -> Invoice:
+    """Validate an invoice from plain data; an error names the invoice and each field."""
+    number = data.get("number") if isinstance(data, Mapping) else None
+    subject = f"invoice {number}" if isinstance(number, str) and number else "invoice"
+    try:
+        return Invoice.model_validate(data)
+    except ValidationError as exc:
+        raise InvoiceError(
+            describe_validation_error(exc, subject=subject),
+            invoice_number=number if isinstance(number, str) else None,
+        ) from exc
+
+
+__all__ = [
+    "MAX_ROWS",
+    "VAT_RATES",
+    "Address",
+    "BankAccount",
+    "Contact",
+    "Customer",
+    "DeliveryPeriod",
+    "Dimension",
+    "Invoice",
+    "InvoicePeriod",
+    "InvoiceRow",
+    "InvoiceType",
+    "Seller",
+    "VatLine",
+    "describe_validation_error",
+    "money",
+    "parse_invoice",
+]
