@@ -22,7 +22,7 @@ from worker.documents.opterxml import serialize_invoice
 from worker.errors import ExportError
 from worker.logs import configure_logging
 from worker.state.aggregator import RunState, RunSummary, problems, recent_runs, summarize
-from worker.state.store import StatusStore, connect
+from worker.state.store import StatusStore, open_store
 
 cli = typer.Typer(
     help="Export invoices from Opter to Heeros, asynchronously.",
@@ -36,7 +36,7 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _store(settings: Settings) -> StatusStore:
-    return StatusStore(connect(settings.redis_url), prefix=settings.key_prefix)
+    return open_store(settings)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -75,7 +75,7 @@ from worker.config.settings import Settings
 from worker.errors import ConfigError, ExportError, InvoiceError, TransientError
 from worker.logs import register_secret
 from worker.state.keys import State
-from worker.state.store import StatusStore, connect
+from worker.state.store import StatusStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def create_api(
             register_secret(configured.client_key.get_secret_value())
     ops = Operations(
         celery_app or create_app(settings),
-        store or StatusStore(connect(settings.redis_url), prefix=settings.key_prefix),
+        store or open_store(settings),
         config,
     )
     api = FastAPI(

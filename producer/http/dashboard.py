@@ -62,7 +62,7 @@ from worker.state.aggregator import (
     summarize,
 )
 from worker.state.keys import PROBLEM_STATES, State, item_id
-from worker.state.store import StatusStore, connect
+from worker.state.store import StatusStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def create_dashboard(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     register_secret(token)
     sessions = Sessions(token)
-    status = store or StatusStore(connect(settings.redis_url), prefix=settings.key_prefix)
+    status = store or open_store(settings)
     templates = Jinja2Templates(
         env=jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True

@@ -28,7 +28,7 @@ from worker.config.settings import Settings
 from worker.errors import TransientError
 from worker.state.keys import FINAL_STATES
 from worker.state.metrics import Histogram, Metrics, MetricsSnapshot
-from worker.state.store import StatusStore, connect
+from worker.state.store import StatusStore, connect, open_store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 QUEUES = (SEND_QUEUE, POLL_QUEUE)
@@ -167,7 +167,7 @@ def create_metrics_router(
     public: bool = False,
 ) -> APIRouter:
     """A router serving ``GET /metrics``."""
-    store = store or StatusStore(connect(settings.redis_url), prefix=settings.key_prefix)
+    store = store or open_store(settings)
     metrics = Metrics(store.redis, prefix=store.keys.prefix)
     broker = broker if broker is not None else _broker_client(settings)
     router = APIRouter()

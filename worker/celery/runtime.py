@@ -22,7 +22,7 @@ from worker.logs import register_secret
 from worker.pipeline import Heeros, Target, Timing
 from worker.state.limiter import LimitedHeeros, Limits, TenantLimiter
 from worker.state.metrics import Metrics
-from worker.state.store import StatusStore, connect
+from worker.state.store import StatusStore, open_store
 
 
 class Runtime:
@@ -37,7 +37,7 @@ class Runtime:
 
     @cached_property
     def store(self) -> StatusStore:
-        return StatusStore(connect(self.settings.redis_url), prefix=self.settings.key_prefix)
+        return open_store(self.settings)
 
     @property
     def config(self) -> ExportConfig:

@@ -14,7 +14,7 @@ from worker.state.aggregator import (
 )
 from worker.state.keys import FINAL_STATES, PROBLEM_STATES, State, item_id, split_item
 from worker.state.metrics import Metrics
-from worker.state.store import ItemRecord, RunRecord, StatusStore, connect
+from worker.state.store import ItemRecord, RunRecord, StatusStore, connect, open_store
 
 __all__ = [
     "FINAL_STATES",
@@ -29,6 +29,7 @@ __all__ = [
     "connect",
     "item_id",
     "items_in_state",
+    "open_store",
     "problems",
     "recent_runs",
     "split_item",

@@ -18,6 +18,7 @@ from typing import Any, cast
 import redis
 from lxml import etree
 
+from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
 from worker.documents.keptcopy import compress_invoice, decompress_invoice, invoice_source
 from worker.errors import InvoiceError, TransientError
@@ -414,6 +415,11 @@ def run_record_from_hash(run: str, raw: Mapping[str, str]) -> RunRecord:
     )
 
 
+def open_store(settings: Settings) -> StatusStore:
+    """The status store the settings name (``HEEROS_REDIS_URL``, ``HEEROS_KEY_PREFIX``)."""
+    return StatusStore(connect(settings.redis_url), prefix=settings.key_prefix)
+
+
 def connect(url: str) -> redis.Redis:
     """A Redis client for the status store, answers decoded as text."""
     return redis.Redis.from_url(
@@ -426,5 +432,6 @@ __all__ = [
     "RunRecord",
     "StatusStore",
     "connect",
+    "open_store",
     "run_record_from_hash",
 ]
