@@ -13,13 +13,18 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Every dependency has a binary wheel, so no compiler is needed.
+# The dependencies first, each at the version and hash of the lock (`make lock`), in a
+# layer of their own that a change to the code does not rebuild. Every dependency has
+# a binary wheel, so no compiler is needed.
+COPY requirements/runtime.txt ./requirements/
+RUN python -m venv /opt/heeros \
+    && /opt/heeros/bin/pip install --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY worker ./worker
 COPY producer ./producer
 COPY sandbox ./sandbox
-RUN python -m venv /opt/heeros \
-    && /opt/heeros/bin/pip install . \
+RUN /opt/heeros/bin/pip install --no-deps . \
+    && /opt/heeros/bin/pip check \
     && /opt/heeros/bin/heeros-export --help > /dev/null
 
 FROM ${PYTHON_IMAGE}

@@ -23,7 +23,7 @@ import redis
 
 from producer.cli.localservices import LocalProcess, start_redis, start_sandbox, start_worker
 from worker.celery.app import create_app
-from worker.config.exports import ExportConfig, load_export_config
+from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.state.aggregator import RunState, RunSummary, summarize
 from worker.state.store import StatusStore, connect

@@ -27,13 +27,13 @@ from typing import Any
 import redis
 from celery import Celery
 
-from worker.config.exports import Export, load_export_config
+from worker.config import Export, load_export_config
 from worker.config.settings import Settings
 from worker.documents.finvoice import render_finvoice
 from worker.documents.invoice import parse_invoice
 from worker.errors import ExportError
 from worker.heeros.client import HeerosClient
-from worker.heeros.wire import RemoteState
+from worker.heeros.remote import RemoteState
 from worker.pipeline import idempotency_key
 
 EXPORT_TASK = "naive.export"

@@ -36,7 +36,7 @@ from producer.cli.localservices import LocalProcess
 from worker.documents.finvoice import render_finvoice
 from worker.documents.invoice import Invoice
 from worker.heeros.client import HeerosClient
-from worker.heeros.wire import RemoteState
+from worker.heeros.remote import RemoteState
 from worker.pipeline import idempotency_key
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,9 @@
 # Checks docker-compose.yml without a Docker engine: `docker-compose config` must
 # pass with the required secrets set (to dummy values), with every profile on, and
 # must fail, naming the variable, when any required secret is unset. The workers
-# must stay scalable (no container name, no host port).
+# must stay scalable (no container name, no host port). The monitoring profile
+# (Flower, Prometheus, Grafana) must render on its own, with pinned image tags,
+# ports on 127.0.0.1 only and every file it mounts present.
 #
 # Installs Debian's docker-compose when it is missing and this runs as root;
 # also checks with `docker compose` (the plugin) when that is present.
@@ -58,20 +60,29 @@ for tool in "${tools[@]}"; do
     fail "$tool config fails with every required secret set:"
     cat "$output" >&2
   fi
+  if env "${unset_all[@]}" "${dummies[@]}" "${compose[@]}" --profile monitoring config -q 2>"$output"; then
+    echo "ok: $tool --profile monitoring config passes"
+  else
+    fail "$tool --profile monitoring config fails:"
+    cat "$output" >&2
+  fi
 
   for name in "${REQUIRED[@]}"; do
     others=()
     for dummy in "${dummies[@]}"; do
       [ "${dummy%%=*}" = "$name" ] || others+=("$dummy")
     done
-    if env "${unset_all[@]}" "${others[@]}" "${compose[@]}" config -q 2>"$output"; then
-      fail "$tool config passes although $name is unset"
-    elif grep -q "set $name" "$output"; then
-      echo "ok: $tool config refuses to run without $name"
-    else
-      fail "$tool config fails without $name, but its message does not name it:"
-      cat "$output" >&2
-    fi
+    for profiles in "" "${PROFILES[*]}"; do
+      read -r -a profile_args <<<"$profiles"
+      if env "${unset_all[@]}" "${others[@]}" "${compose[@]}" "${profile_args[@]}" config -q 2>"$output"; then
+        fail "$tool ${profiles:+$profiles }config passes although $name is unset"
+      elif grep -q "set $name" "$output"; then
+        echo "ok: $tool ${profiles:+$profiles }config refuses to run without $name"
+      else
+        fail "$tool ${profiles:+$profiles }config fails without $name, but its message does not name it:"
+        cat "$output" >&2
+      fi
+    done
   done
 done
 
@@ -92,6 +103,43 @@ elif ! rendered=$(env "${unset_all[@]}" "${dummies[@]}" docker-compose --env-fil
   fail "docker-compose config cannot render the file"
 elif python3 -c "$check_scalable" <<<"$rendered"; then
   echo "ok: the worker services can be scaled"
+else
+  failures=$((failures + 1))
+fi
+
+# The monitoring profile: what it runs, which files it needs, where it listens.
+check_monitoring='
+import os, re, sys, yaml
+services = yaml.safe_load(sys.stdin.read())["services"]
+problems = []
+for name in ("flower", "prometheus", "grafana"):
+    spec = services.get(name)
+    if spec is None:
+        problems.append(f"no {name} service")
+        continue
+    if "monitoring" not in spec.get("profiles", []):
+        problems.append(f"{name} is not in the monitoring profile")
+    image = spec.get("image", "")
+    if not re.search(r":[^/:]+$", image) or image.endswith(":latest"):
+        problems.append(f"{name}: image {image!r} is not pinned to a version tag")
+    for port in spec.get("ports", []):
+        text = port if isinstance(port, str) else str(port.get("host_ip", ""))
+        if not str(text).startswith("127.0.0.1"):
+            problems.append(f"{name}: port {port} is published beyond 127.0.0.1")
+    for volume in spec.get("volumes", []):
+        source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source", "")
+        if source.startswith("/") and not os.path.isfile(source):
+            problems.append(f"{name}: mounts {source}, which is not a file")
+if problems:
+    sys.exit("; ".join(problems))
+'
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  fail "python3 with PyYAML is needed to check the monitoring profile (apt-get install python3-yaml)"
+elif ! rendered=$(env "${unset_all[@]}" "${dummies[@]}" docker-compose --env-file "$empty_env" \
+  -f "$COMPOSE_FILE_PATH" --profile monitoring config 2>"$output"); then
+  fail "docker-compose --profile monitoring config cannot render the file"
+elif python3 -c "$check_monitoring" <<<"$rendered"; then
+  echo "ok: the monitoring profile runs pinned images on 127.0.0.1 with every file it mounts"
 else
   failures=$((failures + 1))
 fi

@@ -34,10 +34,9 @@ from worker.errors import (
     Throttled,
     TransientError,
 )
-from worker.heeros.texts import user_message
-from worker.heeros.wire import RemoteState, RemoteStatus
+from worker.heeros.remote import Heeros, RemoteState, RemoteStatus
 from worker.state.keys import State, split_item
-from worker.state.metrics import Metrics, error_code
+from worker.state.metrics import Metrics
 from worker.state.store import ItemRecord, StatusStore
 
 log = logging.getLogger(__name__)
@@ -58,24 +57,6 @@ class Target(Protocol):
     def transform(self) -> str: ...
     @property
     def options(self) -> SendOptions: ...
-
-
-class Heeros(Protocol):
-    """What the pipeline needs of a Heeros client (``worker.heeros.client.HeerosClient`` is one)."""
-
-    def send(
-        self,
-        invoice_number: str,
-        document: bytes,
-        options: SendOptions,
-        idempotency_key: str,
-        *,
-        encoding: str = "UTF-8",
-    ) -> str: ...
-
-    def status(self, invoice_id: str) -> RemoteStatus: ...
-
-    def find(self, invoice_number: str) -> RemoteStatus | None: ...
 
 
 Resolve = Callable[[str], tuple[Target, Heeros]]
@@ -118,22 +99,6 @@ def idempotency_key(target: Target, invoice_number: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
-def failure_kind(error: ExportError) -> str:
-    """A short name of a failure's kind, for counts per kind."""
-    return {
-        "LoginError": "login",
-        "HeerosValidationError": "validation",
-        "HeerosRefusedError": "refused",
-        "InvoiceError": "invoice",
-        "TransformError": "transform",
-        "SchemaError": "schema",
-        "ConfigError": "config",
-        "HeerosUnavailable": "unavailable",
-        "HeerosRateLimited": "rate_limited",
-        "TransientError": "unavailable",
-    }.get(type(error).__name__, "other")
-
-
 def fail_item(
     store: StatusStore,
     record: ItemRecord,
@@ -143,7 +108,7 @@ def fail_item(
     metrics: Metrics | None = None,
 ) -> bool:
     """End an item as failed with the message a user sees."""
-    message = user_message(error, invoice_number=record.number)
+    message = error.user_message(record.number)
     log.warning(
         "run=%s invoice=%s export=%s failed: %s",
         record.run,
@@ -158,14 +123,13 @@ def fail_item(
         State.FAILED,
         export_index=export_index,
         drop_poll=True,
-        kind=failure_kind(error),
+        kind=error.kind,
         message=message,
         updated=f"{now or time.time():.3f}",
     )
     if metrics is not None:
-        code = error_code(error)
-        if code is not None:
-            metrics.count_error(code)
+        if error.code is not None:
+            metrics.count_error(error.code)
         if ended:
             metrics.count_final(record.export, State.FAILED.value)
     return ended
@@ -303,33 +267,23 @@ def check_record(
         fail_item(store, record, error, metrics=metrics)
         return Outcome.FAILED
     if status.state is RemoteState.CONFIRMED:
-        ended = store.transition(
-            run,
-            item,
-            State.EXPORTED,
-            export_index=export_index,
-            drop_poll=True,
-            heeros_status=status.heeros_status,
+        _end_with_answer(
+            store, record, State.EXPORTED, status, now=now, timing=timing, metrics=metrics
         )
-        if ended and metrics is not None:
-            metrics.count_final(record.export, State.EXPORTED.value)
-            metrics.observe_confirmation(record.export, now - _sent_at(record, timing))
         log.info("run=%s invoice=%s exported (%s)", run, record.number, status.heeros_status)
         return Outcome.EXPORTED
     if status.state is RemoteState.INCOMPLETE:
-        incomplete = InvoiceIncomplete(record.heeros_id)
-        ended = store.transition(
-            run,
-            item,
+        message = InvoiceIncomplete(record.heeros_id).user_message(record.number)
+        _end_with_answer(
+            store,
+            record,
             State.INCOMPLETE,
-            export_index=export_index,
-            drop_poll=True,
-            heeros_status=status.heeros_status,
-            message=user_message(incomplete, invoice_number=record.number),
+            status,
+            now=now,
+            timing=timing,
+            metrics=metrics,
+            message=message,
         )
-        if ended and metrics is not None:
-            metrics.count_final(record.export, State.INCOMPLETE.value)
-            metrics.observe_confirmation(record.export, now - _sent_at(record, timing))
         return Outcome.INCOMPLETE
     if status.state is RemoteState.ERROR:
         fail_item(
@@ -355,6 +309,43 @@ def check_record(
     return Outcome.PENDING
 
 
+def _end_with_answer(
+    store: StatusStore,
+    record: ItemRecord,
+    state: State,
+    status: RemoteStatus,
+    *,
+    now: float,
+    timing: Timing,
+    metrics: Metrics | None,
+    message: str | None = None,
+) -> None:
+    """End an item in the final state Heeros's answer gives it, counted once."""
+    _, export_index = split_item(record.item)
+    if message is None:
+        ended = store.transition(
+            record.run,
+            record.item,
+            state,
+            export_index=export_index,
+            drop_poll=True,
+            heeros_status=status.heeros_status,
+        )
+    else:
+        ended = store.transition(
+            record.run,
+            record.item,
+            state,
+            export_index=export_index,
+            drop_poll=True,
+            heeros_status=status.heeros_status,
+            message=message,
+        )
+    if ended and metrics is not None:
+        metrics.count_final(record.export, state.value)
+        metrics.observe_confirmation(record.export, now - _sent_at(record, timing))
+
+
 def _sent_at(record: ItemRecord, timing: Timing) -> float:
     deadline = record.deadline or record.updated + timing.confirm_deadline_s
     return deadline - timing.confirm_deadline_s
@@ -370,7 +361,7 @@ def _unconfirmed(
         State.UNCONFIRMED,
         export_index=export_index,
         drop_poll=True,
-        message=user_message(error, invoice_number=record.number),
+        message=error.user_message(record.number),
     )
     if ended and metrics is not None:
         metrics.count_final(record.export, State.UNCONFIRMED.value)
@@ -386,7 +377,6 @@ __all__ = [
     "Timing",
     "check_invoice",
     "fail_item",
-    "failure_kind",
     "idempotency_key",
     "send_invoice",
 ]

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from celery.signals import setup_logging
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from producer.operations.actions import Operations, Refused, RunAccepted, run_warnings
+from producer.cli.console import console, errors, fail, line, print_summary, report, show_progress
+from producer.cli.demo import run_demo
+from producer.http.api import create_api
+from producer.operations.actions import Operations, Refused
 from producer.operations.intake import read_path
 from producer.operations.samples import sample_invoices
-from worker.config.exports import ExportConfig, load_export_config
+from worker.celery.app import create_app
+from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE
+from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.documents.opterxml import serialize_invoice
 from worker.errors import ExportError
 from worker.logs import configure_logging
-from worker.state.aggregator import RunState, RunSummary, problems, recent_runs, summarize
+from worker.state.aggregator import RunState, problems, recent_runs, summarize
 from worker.state.store import StatusStore, open_store
 
 cli = typer.Typer(
@@ -30,8 +32,6 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -39,18 +39,11 @@ def _store(settings: Settings) -> StatusStore:
     return open_store(settings)
 
 
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(2)
-
-
 @cli.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help="Start a Celery worker of the exporter; further arguments go to Celery.",
 )
 def worker(ctx: typer.Context) -> None:
-    from worker.celery.app import create_app
-    from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE
 
     settings = Settings()
     app = create_app(settings)
@@ -76,34 +69,13 @@ def _structured_logs(loglevel: str | int | None = None, **_: object) -> None:
 def _settings_and_config() -> tuple[Settings, ExportConfig]:
     settings = Settings()
     if settings.export_config is None:
-        raise _fail("set HEEROS_EXPORT_CONFIG to the export configuration file")
+        raise fail("set HEEROS_EXPORT_CONFIG to the export configuration file")
     return settings, load_export_config(settings.export_config)
 
 
 def _operations(settings: Settings, config: ExportConfig) -> Operations:
-    from worker.celery.app import create_app
 
     return Operations(create_app(settings), _store(settings), config)
-
-
-def _report(accepted: RunAccepted, *, out_dir: Path | None = None) -> None:
-    """What a run did, on standard error; standard output gets only the run id."""
-    for rejection in accepted.rejected:
-        errors.print(f"[red]refused:[/red] {rejection.reason}", highlight=False)
-    for warning in accepted.warnings:
-        errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    if accepted.preview:
-        where = f" in {out_dir}" if out_dir is not None else ""
-        errors.print(
-            f"preview run {accepted.run}: nothing was sent; {accepted.total - accepted.failed} "
-            f"Finvoice documents built{where} (a folder per export when there are several), "
-            f"{accepted.failed} failed",
-            highlight=False,
-        )
-    verb = "would go" if accepted.preview else "go"
-    for name, count in accepted.per_export.items():
-        errors.print(f"  {count} invoices {verb} to export {name}", highlight=False)
-    print(accepted.run)
 
 
 PreviewDir = Annotated[
@@ -134,16 +106,16 @@ def close_period(
     except Refused as refused:
         for rejection in refused.rejected:
             errors.print(f"[red]refused:[/red] {rejection.error}", highlight=False)
-        raise _fail(f"{invoices}: {refused.detail}") from None
+        raise fail(f"{invoices}: {refused.detail}") from None
     except ExportError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if accepted.existing:
         errors.print(
             f"[yellow]period {period} was closed before:[/yellow] its run is {accepted.run}; "
             "nothing was exported again (heeros-export export --period to export it again)",
             highlight=False,
         )
-    _report(accepted, out_dir=preview)
+    report(accepted, out_dir=preview)
 
 
 @cli.command(help="Export invoices of closed periods again: a whole period or single invoices.")
@@ -161,17 +133,17 @@ def export(
 ) -> None:
     chosen = [*(invoice or []), *(numbers or [])]
     if (period is None) == (not chosen):
-        raise _fail("give either --period P or --invoice N ..., one of the two")
+        raise fail("give either --period P or --invoice N ..., one of the two")
     try:
         settings, config = _settings_and_config()
         accepted = _operations(settings, config).export(
             chosen or None, period=period, preview=preview is not None, out_dir=preview
         )
     except Refused as refused:
-        raise _fail(refused.detail) from None
+        raise fail(refused.detail) from None
     except ExportError as error:
-        raise _fail(str(error)) from None
-    _report(accepted, out_dir=preview)
+        raise fail(str(error)) from None
+    report(accepted, out_dir=preview)
 
 
 @cli.command(help="Queue a run's failed and unconfirmed invoices again (only those).")
@@ -180,9 +152,9 @@ def requeue(run: Annotated[str, typer.Argument(help="The run id, e.g. 2026-11-00
         settings, config = _settings_and_config()
         done = _operations(settings, config).requeue(run)
     except Refused as refused:
-        raise _fail(refused.detail) from None
+        raise fail(refused.detail) from None
     except ExportError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     print(
         f"run {run}: {done.failed} failed and {done.unconfirmed} unconfirmed invoices queued again"
     )
@@ -202,88 +174,18 @@ def api(
 ) -> None:
     import uvicorn
 
-    from producer.http.api import create_api
-
     settings = Settings()
     token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
     if allow_anonymous and not token and host not in LOOPBACK:
-        raise _fail(f"--allow-anonymous serves only a loopback address, not {host}")
+        raise fail(f"--allow-anonymous serves only a loopback address, not {host}")
     configure_logging("INFO")
     try:
         application = create_api(settings, allow_anonymous=allow_anonymous)
     except ExportError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     uvicorn.run(
         application, host=host, port=port, log_level="info", proxy_headers=False, log_config=None
     )
-
-
-def _line(summary: RunSummary) -> str:
-    colour = {"complete": "green", "failed": "grey62", "running": "cyan"}[summary.state.value]
-    return (
-        f"[{colour}]{summary.run:<16}[/{colour}] {summary.period:<10} "
-        f"total {summary.total:>7}  exported {summary.exported:>7}  "
-        f"failed {summary.failed:>6}  in progress {summary.in_progress:>6}  "
-        f"{summary.state.value}"
-    )
-
-
-def show_progress(
-    store: StatusStore, run: str, *, interval: float = 0.5, timeout: float | None = None
-) -> RunSummary:
-    """Opter's export window: exported / total, green when complete, grey when failed."""
-    summary = summarize(store, run)
-    if summary is None:
-        raise _fail(f"no run {run!r}")
-    started = time.monotonic()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(complete_style="cyan", finished_style="green"),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task(f"run {run}", total=summary.total)
-        while True:
-            summary = summarize(store, run)
-            assert summary is not None
-            done = summary.exported + summary.failed
-            progress.update(
-                task,
-                completed=done,
-                description=f"run {run}: {summary.exported} exported, {summary.failed} failed",
-            )
-            if summary.state is not RunState.RUNNING:
-                if summary.state is RunState.FAILED:
-                    bar = progress.columns[1]
-                    assert isinstance(bar, BarColumn)
-                    bar.finished_style = "grey50"
-                    progress.refresh()
-                break
-            if timeout is not None and time.monotonic() - started > timeout:
-                break
-            time.sleep(interval)
-    return summary
-
-
-def print_summary(store: StatusStore, summary: RunSummary) -> None:
-    colour = {"complete": "green", "failed": "grey62", "running": "cyan"}[summary.state.value]
-    console.print(f"[{colour}]{summary.statement}[/{colour}]", highlight=False)
-    for name, counts in summary.by_export.items():
-        console.print(
-            f"  export {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-            highlight=False,
-        )
-    kept = store.run_record(summary.run)
-    for warning in run_warnings(kept.extra) if kept else []:
-        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
-    if summary.failed:
-        for record in problems(store, summary.run, count=20):
-            console.print(
-                f"  [red]{record.number}[/red] ({record.state.value}): {record.message}",
-                highlight=False,
-            )
 
 
 @cli.command(help="A run's figures; --watch shows a live progress bar.")
@@ -295,7 +197,7 @@ def status(
     store = _store(Settings())
     summary = show_progress(store, run) if watch else summarize(store, run)
     if summary is None:
-        raise _fail(f"no run {run!r}")
+        raise fail(f"no run {run!r}")
     if as_json:
         data = summary.as_dict()
         data["problems"] = [r.as_dict() for r in problems(store, run, count=50)]
@@ -309,7 +211,7 @@ def status(
 @cli.command(help="The recent runs, one line each.")
 def runs(limit: Annotated[int, typer.Option(help="How many runs.")] = 20) -> None:
     for summary in recent_runs(_store(Settings()), limit=limit):
-        console.print(_line(summary), highlight=False)
+        console.print(line(summary), highlight=False)
 
 
 @cli.command(help="Write N realistic sample invoices as Opter XML files (or one JSON file).")
@@ -339,7 +241,6 @@ def demo(
     count: Annotated[int, typer.Option(help="Invoices in the sample period.")] = 300,
     latency_ms: Annotated[int, typer.Option(help="The sandbox's answer time.")] = 100,
 ) -> None:
-    from producer.cli.demo import run_demo
 
     sys.exit(run_demo(count=count, latency_ms=latency_ms))
 

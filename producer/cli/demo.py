@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
+from producer.cli.console import print_summary, show_progress
 from producer.cli.localservices import (
     LocalProcess,
     redis_server_available,
@@ -23,10 +24,10 @@ from producer.cli.localservices import (
 from producer.operations.runs import start_run
 from producer.operations.samples import sample_invoices
 from worker.celery.app import create_app
-from worker.config.exports import load_export_config
+from worker.config import load_export_config
 from worker.config.settings import Settings
 from worker.state.aggregator import RunState
-from worker.state.store import StatusStore, connect
+from worker.state.store import open_store
 
 console = Console()
 
@@ -105,15 +106,13 @@ def run_demo(*, count: int = 300, latency_ms: int = 100) -> int:
         settings = Settings(
             redis_url=url, base_url=sandbox.url, export_config=config_path, key_prefix="hxdemo"
         )
-        store = StatusStore(connect(url), prefix=settings.key_prefix)
+        store = open_store(settings)
         config = load_export_config(config_path, {"HEEROS_CLIENT_KEY": DEMO_KEY})
         invoices = list(sample_invoices(count, period="2026-11"))
         run = start_run(
             create_app(settings), store, config, invoices, period="2026-11", label="demo"
         ).run
         console.print(f"Closed period 2026-11: run {run}, {count} invoices queued")
-
-        from producer.cli.commands import print_summary, show_progress
 
         summary = show_progress(store, run, timeout=600)
         print_summary(store, summary)

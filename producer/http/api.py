@@ -29,14 +29,13 @@ run, 409 a re-queue of a preview, 413 a body over the limit (64 MiB), 422 bad
 input (naming the invoice and the field), 503 Redis or the broker unreachable.
 
 What each route does is :class:`producer.operations.actions.Operations`; this module is
-the HTTP around it: the guard, the error answers and the routes.
+the HTTP around it: the body's limit, the error answers and the routes, one router per
+concern (periods, runs), each behind the bearer check of :mod:`producer.http.auth`.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import redis
@@ -45,33 +44,30 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from fastapi.security import HTTPBearer
 from kombu.exceptions import OperationalError
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from producer.http.auth import BearerGuard, require_bearer
 from producer.http.dashboard import create_dashboard
 from producer.http.metrics import create_metrics_router
-from producer.operations.actions import (
+from producer.operations.actions import SHOWN, Operations, Refused, body_intake, rejections
+from producer.operations.views import (
     PERIOD_PATTERN,
     RUN_PATTERN,
-    SHOWN,
     ClosePeriod,
     ExportInvoices,
     InvoicePage,
-    Operations,
     Problem,
-    Refused,
     RequeueAccepted,
     RunAccepted,
     RunView,
-    body_intake,
-    rejections,
 )
 from worker.celery.app import create_app
-from worker.config.exports import ExportConfig, load_export_config
+from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
+from worker.documents.fieldpath import field_path
 from worker.errors import ConfigError, ExportError, InvoiceError, TransientError
 from worker.logs import register_secret
 from worker.state.keys import State
@@ -94,7 +90,7 @@ OWN_AUTH_PREFIXES = ("/dashboard", "/metrics")
 """The dashboard has its own login (a session cookie) and /metrics checks the token itself."""
 
 
-# -- the guard: token and body size, before anything reads the body ----------------------
+# -- the body's size, checked before anything reads it -------------------------------------
 
 
 class BodyTooLarge(HTTPException):
@@ -106,46 +102,24 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than {size}")
 
 
-class Guard:
-    """Answers 401 to a request without the bearer token and 413 to one too large."""
+class BodyLimit:
+    """Answers 413 to a request whose body is larger than ``max_body`` (400: a bad length)."""
 
-    def __init__(self, app: ASGIApp, *, token: SecretStr | None, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
         self.app = app
-        self._token = token.get_secret_value().encode() if token is not None else None
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        path = scope["path"]
-        guarded = path not in PUBLIC_PATHS and not path.startswith(OWN_AUTH_PREFIXES)
-        if self._token is not None and guarded:
-            refusal = self._refusal(headers.get(b"authorization"))
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        length = headers.get(b"content-length")
+        length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             status = 413 if length.isdigit() else 400
             detail = BodyTooLarge(self.max_body).detail if status == 413 else "bad Content-Length"
             await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
             return
         await self.app(scope, self._limited(receive), send)
-
-    def _refusal(self, authorization: bytes | None) -> JSONResponse | None:
-        assert self._token is not None
-        challenge = 'Bearer realm="heeros-export"'
-        if authorization is None:
-            detail = "a bearer token is required (Authorization: Bearer <token>)"
-        else:
-            scheme, _, given = authorization.partition(b" ")
-            if scheme.lower() == b"bearer" and secrets.compare_digest(given.strip(), self._token):
-                return None
-            detail = "the bearer token is not valid"
-            challenge += ', error="invalid_token"'
-        return JSONResponse({"detail": detail}, 401, headers={"WWW-Authenticate": challenge})
 
     def _limited(self, receive: Receive) -> Receive:
         seen = 0
@@ -165,17 +139,10 @@ class Guard:
 # -- the application ----------------------------------------------------------------------
 
 
-def _where(loc: Sequence[int | str]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
 async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [
-        f"{_where(error['loc'])}: {error['msg']}" if error.get("loc") else str(error["msg"])
+        f"{field_path(error['loc'])}: {error['msg']}" if error.get("loc") else str(error["msg"])
         for error in exc.errors()
     ]
     more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
@@ -217,20 +184,7 @@ PeriodPath = Annotated[str, PathParam(pattern=PERIOD_PATTERN, description="The p
 Preview = Annotated[bool, Query(description="Build and check every document; send none.")]
 
 
-def create_api(
-    settings: Settings,
-    *,
-    celery_app: Celery | None = None,
-    store: StatusStore | None = None,
-    config: ExportConfig | None = None,
-    allow_anonymous: bool = False,
-    max_body: int = MAX_BODY_BYTES,
-) -> FastAPI:
-    """The API over the exporter's Celery app, status store and export configuration.
-
-    Raises :class:`ConfigError` when ``settings.api_token`` is not set (or blank)
-    and ``allow_anonymous`` is not given, or when there is no export configuration.
-    """
+def _api_token(settings: Settings, *, allow_anonymous: bool) -> SecretStr | None:
     token = settings.api_token
     if token is not None and not token.get_secret_value().strip():
         token = None
@@ -239,6 +193,11 @@ def create_api(
             "HEEROS_API_TOKEN is not set: the API would accept any caller. Set it, or allow "
             "anonymous calls explicitly for local use (heeros-export api --allow-anonymous)"
         )
+    return token
+
+
+def _export_config(settings: Settings, config: ExportConfig | None) -> ExportConfig:
+    """The configuration given, else the settings' file; its client keys never reach a log."""
     if config is None:
         if settings.export_config is None:
             raise ConfigError("no export configuration: set HEEROS_EXPORT_CONFIG to its file")
@@ -246,27 +205,20 @@ def create_api(
     for configured in config.exports:
         if configured.client_key is not None:
             register_secret(configured.client_key.get_secret_value())
-    ops = Operations(
-        celery_app or create_app(settings),
-        store or open_store(settings),
-        config,
-    )
-    api = FastAPI(
-        title="heeros-export",
-        version="1",
-        description=DESCRIPTION,
-    )
-    api.add_middleware(Guard, token=token, max_body=max_body)
+    return config
+
+
+def _add_error_answers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Refused, _refused)
     for unreachable in (TransientError, OperationalError, redis.RedisError):
         api.add_exception_handler(unreachable, _unavailable)
     api.add_exception_handler(ExportError, _export_error)
-    if token is None:
-        log.warning("the API accepts calls without a token (allow_anonymous): local use only")
 
-    # The bearer scheme here only documents the token: the guard has checked it already.
-    router = APIRouter(dependencies=[Security(HTTPBearer(auto_error=False))], responses=ERRORS)
+
+def _period_routes(ops: Operations) -> APIRouter:
+    """Closing a period and exporting again: each a new run."""
+    router = APIRouter()
 
     @router.post(
         "/periods/{period}/close",
@@ -288,6 +240,13 @@ def create_api(
         accepted = ops.export(body.invoices, period=body.period, preview=preview)
         response.headers["Location"] = f"/runs/{accepted.run}"
         return accepted
+
+    return router
+
+
+def _run_routes(ops: Operations) -> APIRouter:
+    """The runs: their figures, their invoices, and re-queueing their failures."""
+    router = APIRouter()
 
     @router.post(
         "/runs/{run}/requeue",
@@ -318,17 +277,47 @@ def create_api(
         """A page of the run's invoices in one state, each with its message."""
         return ops.invoices(run, state, cursor=cursor, count=count)
 
-    api.include_router(router)
+    return router
+
+
+def create_api(
+    settings: Settings,
+    *,
+    celery_app: Celery | None = None,
+    store: StatusStore | None = None,
+    config: ExportConfig | None = None,
+    allow_anonymous: bool = False,
+    max_body: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The API over the exporter's Celery app, status store and export configuration.
+
+    Raises :class:`ConfigError` when ``settings.api_token`` is not set (or blank)
+    and ``allow_anonymous`` is not given, or when there is no export configuration.
+    """
+    token = _api_token(settings, allow_anonymous=allow_anonymous)
+    config = _export_config(settings, config)
+    ops = Operations(celery_app or create_app(settings), store or open_store(settings), config)
+    api = FastAPI(title="heeros-export", version="1", description=DESCRIPTION)
+    # The last middleware added runs first: the token is checked before the body's size.
+    api.add_middleware(BodyLimit, max_body=max_body)
+    api.add_middleware(BearerGuard, token=token, public=PUBLIC_PATHS, own_auth=OWN_AUTH_PREFIXES)
+    _add_error_answers(api)
+    if token is None:
+        log.warning("the API accepts calls without a token (allow_anonymous): local use only")
+
+    bearer = Security(require_bearer(token))
+    for routes in (_period_routes(ops), _run_routes(ops)):
+        api.include_router(routes, dependencies=[bearer], responses=ERRORS)
     api.include_router(
         create_dashboard(settings, store=ops.store, celery_app=ops.app), prefix="/dashboard"
     )
-    api.include_router(create_metrics_router(settings, ops.store))
+    api.include_router(create_metrics_router(settings, ops.store, app=ops.app))
 
     @api.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         """Alive, and Redis answers."""
         try:
-            ops.store.redis.ping()
+            ops.store.ping()
         except redis.RedisError:
             return JSONResponse({"status": "redis unreachable"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -340,4 +329,4 @@ def create_api(
     return api
 
 
-__all__ = ["MAX_BODY_BYTES", "PUBLIC_PATHS", "BodyTooLarge", "Guard", "create_api"]
+__all__ = ["MAX_BODY_BYTES", "PUBLIC_PATHS", "BodyLimit", "BodyTooLarge", "create_api"]

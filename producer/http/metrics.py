@@ -2,8 +2,9 @@
 
 Counters and histograms are the ones the workers record in Redis
 (:mod:`worker.state.metrics`); gauges are read when scraped: the Celery queues'
-lengths on the broker, the polls waiting, and the recent runs still in
-progress. A scrape costs three Redis round trips whatever the runs' sizes.
+lengths on the broker (asked through kombu, any broker), the polls waiting,
+and the recent runs still in progress. A scrape costs a few Redis round trips and
+one broker connection, whatever the runs' sizes.
 
 Access: ``Authorization: Bearer <HEEROS_API_TOKEN>``, the API's own token
 (Prometheus: ``authorization: {credentials: ...}`` in the scrape config). With
@@ -14,28 +15,28 @@ hold invoice counts, export names and Heeros error codes, never a key.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterable
-from typing import Any, cast
+import logging
 
-import redis
+from celery import Celery
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
+from producer.http.auth import bearer_matches
+from worker.celery.app import create_app
+from worker.celery.queues import queue_lengths
 from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE
 from worker.config.settings import Settings
 from worker.errors import TransientError
-from worker.state.keys import FINAL_STATES
 from worker.state.metrics import Histogram, Metrics, MetricsSnapshot
-from worker.state.store import StatusStore, connect, open_store
+from worker.state.store import StatusStore, open_store
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 QUEUES = (SEND_QUEUE, POLL_QUEUE)
 RUNS_WATCHED = 50
 """How many of the newest runs ``heeros_runs_in_progress`` looks at."""
-# Celery's Redis transport keeps a queue's prioritised messages in lists named so.
-_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 def escape(value: str) -> str:
@@ -106,76 +107,33 @@ def render(
 def runs_in_progress(store: StatusStore, *, limit: int = RUNS_WATCHED) -> tuple[int, int]:
     """How many of the newest ``limit`` runs are unfinished, and the polls pending.
 
-    Two round trips: the newest runs, then each run's total and final-state set
-    sizes (with the poll count) in one pipeline.
+    Two round trips (see :meth:`StatusStore.runs_in_progress`).
     """
-    keys = store.keys
-    runs = cast(list[str], store._call(store.redis.zrevrange, keys.runs, 0, limit - 1))
-    pipe = store.redis.pipeline(transaction=False)
-    pipe.zcard(keys.polls)
-    finals = sorted(FINAL_STATES)
-    for run in runs:
-        pipe.hget(keys.run(run), "total")
-        for state in finals:
-            pipe.scard(keys.state(run, state))
-    answers = cast(list[Any], store._call(pipe.execute))
-    polls = int(answers[0])
-    step = 1 + len(finals)
-    running = 0
-    for n in range(len(runs)):
-        total, *sizes = answers[1 + n * step : 1 + (n + 1) * step]
-        if total is not None and int(total) > sum(int(size) for size in sizes):
-            running += 1
-    return running, polls
-
-
-def queue_lengths(broker: redis.Redis, queues: Iterable[str] = QUEUES) -> dict[str, int]:
-    """The tasks waiting in each Celery queue on a Redis broker, in one round trip."""
-    names = list(queues)
-    pipe = broker.pipeline(transaction=False)
-    for queue in names:
-        for suffix in _PRIORITY_SUFFIXES:
-            pipe.llen(queue + suffix)
-    answers = [int(n) for n in pipe.execute()]
-    width = len(_PRIORITY_SUFFIXES)
-    return {queue: sum(answers[n * width : (n + 1) * width]) for n, queue in enumerate(names)}
-
-
-def _broker_client(settings: Settings) -> redis.Redis | None:
-    url = settings.broker
-    if url.split("://", 1)[0] in ("redis", "rediss", "unix"):
-        return connect(url)
-    return None
+    return store.runs_in_progress(limit=limit)
 
 
 def bearer_allowed(request: Request, settings: Settings) -> bool:
     """Whether the request carries the API token as ``Authorization: Bearer``."""
-    if settings.api_token is None:
-        return False
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = settings.api_token.get_secret_value()
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), expected.encode()
-    )
+    return bearer_matches(request.headers.get("authorization"), settings.api_token)
 
 
 def create_metrics_router(
     settings: Settings,
     store: StatusStore | None = None,
     *,
-    broker: redis.Redis | None = None,
+    app: Celery | None = None,
     public: bool = False,
 ) -> APIRouter:
-    """A router serving ``GET /metrics``."""
+    """A router serving ``GET /metrics``; queue lengths are asked of ``app``'s broker."""
     store = store or open_store(settings)
-    metrics = Metrics(store.redis, prefix=store.keys.prefix)
-    broker = broker if broker is not None else _broker_client(settings)
+    metrics = Metrics.for_store(store)
+    celery_app = app or create_app(settings)
     router = APIRouter()
 
     def scrape() -> str:
         snapshot = metrics.read()
         running, polls = runs_in_progress(store)
-        queues = queue_lengths(broker) if broker is not None else None
+        queues = queue_lengths(celery_app, QUEUES)
         return render(snapshot, queues=queues, polls_pending=polls, runs_in_progress=running)
 
     @router.get("/metrics", name="metrics", include_in_schema=False)
@@ -193,8 +151,9 @@ def create_metrics_router(
                 )
         try:
             body = await run_in_threadpool(scrape)
-        except (redis.RedisError, TransientError) as exc:
-            return PlainTextResponse(f"Redis is unavailable: {type(exc).__name__}\n", 503)
+        except TransientError as exc:
+            log.warning("metrics scrape failed: %s", exc)
+            return PlainTextResponse("Redis or the broker is unavailable\n", status_code=503)
         return PlainTextResponse(body, headers={"Content-Type": CONTENT_TYPE})
 
     return router
@@ -205,7 +164,6 @@ __all__ = [
     "bearer_allowed",
     "create_metrics_router",
     "escape",
-    "queue_lengths",
     "render",
     "runs_in_progress",
 ]

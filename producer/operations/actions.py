@@ -14,17 +14,24 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, cast
 
 from celery import Celery
-from pydantic import BaseModel, ConfigDict, Field
 
-from producer.operations.intake import Intake, read_json
+from producer.operations.intake import Intake, read_json, safe_number
 from producer.operations.preview import PreviewResult, preview_run
 from producer.operations.runs import Rejected, RunStarted, close_period, export_again, requeue_run
-from worker.config.exports import ExportConfig
+from producer.operations.views import (
+    ClosePeriod,
+    InvoicePage,
+    InvoiceView,
+    Rejection,
+    RequeueAccepted,
+    RunAccepted,
+    RunView,
+)
+from worker.config import ExportConfig
 from worker.documents.invoice import Invoice
-from worker.documents.opterxml import parse_invoice_xml
+from worker.documents.opterreader import parse_invoice_xml
 from worker.errors import InvoiceError
 from worker.state.aggregator import RunSummary, items_in_state, recent_runs, summarize
 from worker.state.keys import State
@@ -32,119 +39,8 @@ from worker.state.store import StatusStore
 
 log = logging.getLogger(__name__)
 
-PERIOD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$"
-RUN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
 SHOWN = 20
 """How many invoice numbers an error names before it says how many more."""
-
-Period = Annotated[str, Field(pattern=PERIOD_PATTERN, description="An invoice period: 2026-11")]
-InvoiceNumber = Annotated[str, Field(pattern=PERIOD_PATTERN, description="An invoice number")]
-
-
-# -- bodies and answers -------------------------------------------------------------------
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ClosePeriod(_Body):
-    """A closed period's invoices: JSON per the invoice model, or Opter XML documents."""
-
-    period: Period | None = Field(None, description="When given, the period of the path.")
-    invoices: list[Any] | None = Field(None, description="Invoices as JSON per the invoice model.")
-    opter_xml: list[str] | None = Field(None, description="Opter XML documents, base64-encoded.")
-
-
-class ExportInvoices(_Body):
-    """Invoices already known from closed periods, by number, or a whole closed period."""
-
-    invoices: list[InvoiceNumber] | None = Field(None, min_length=1, max_length=100_000)
-    period: Period | None = None
-
-
-class Rejection(BaseModel):
-    """An invoice refused at intake and why; it fails alone."""
-
-    number: str
-    reason: str
-
-
-class RunAccepted(BaseModel):
-    """A run started (or, with ``existing``, the run a closed period already has)."""
-
-    run: str
-    period: str
-    total: int
-    queued: int
-    failed: int
-    existing: bool = False
-    preview: bool = False
-    per_export: dict[str, int] = Field(description="Invoices going to each export.")
-    warnings: list[str] = Field(description="Customers whose group has no Heeros export.")
-    rejected: list[Rejection] = Field(description="Invoices refused at intake, with reasons.")
-
-
-class RequeueAccepted(BaseModel):
-    """What a re-queue sent again."""
-
-    run: str
-    failed: int
-    unconfirmed: int
-    total: int
-
-
-class RunView(BaseModel):
-    """A run's figures against its total, per state and per export."""
-
-    run: str
-    period: str
-    label: str
-    created: float
-    preview: bool
-    total: int
-    exported: int
-    failed: int
-    in_progress: int
-    state: str
-    statement: str
-    counts: dict[str, int]
-    failed_by_kind: dict[str, int]
-    by_export: dict[str, dict[str, int]]
-    per_export: dict[str, int]
-    warnings: list[str]
-
-
-class InvoiceView(BaseModel):
-    """One invoice's export within a run."""
-
-    run: str
-    item: str
-    number: str
-    export: str
-    state: str
-    heeros_id: str | None
-    attempts: int
-    polls: int
-    message: str | None
-    kind: str | None
-    updated: float
-
-
-class InvoicePage(BaseModel):
-    """A page of a run's invoices in one state; ``cursor`` asks for the next (0: none)."""
-
-    run: str
-    state: str
-    cursor: int
-    invoices: list[InvoiceView]
-
-
-class Problem(BaseModel):
-    """What was wrong with a request."""
-
-    detail: str
-    rejected: list[Rejection] = Field(default_factory=list)
 
 
 class Refused(Exception):
@@ -193,15 +89,9 @@ def read_opter_xml(documents: Sequence[str]) -> Intake:
         try:
             intake.invoices.append(parse_invoice_xml(data, source=source))
         except InvoiceError as error:
-            number = _safe_number(error.invoice_number or f"#{position + 1}")
+            number = safe_number(error.invoice_number or f"#{position + 1}")
             intake.rejected.append(Rejected(number=number, error=error))
     return intake
-
-
-def _safe_number(number: str) -> str:
-    # A refused invoice's number becomes part of Redis keys: short and plain, like intake's.
-    cleaned = "".join(c for c in number if c.isalnum() or c in "._-#")[:20]
-    return cleaned or "unknown"
 
 
 def _unique_rejections(intake: Intake) -> None:
@@ -417,11 +307,7 @@ class Operations:
         return RunView(**summary.as_dict(), per_export=_per_export(summary), warnings=warnings)
 
     def _unknown(self, numbers: Sequence[str]) -> list[str]:
-        pipe = self.store.redis.pipeline(transaction=False)
-        for number in numbers:
-            pipe.exists(self.store.keys.payload(number))
-        found = cast(list[int], self.store._call(pipe.execute))
-        return [n for n, present in zip(numbers, found, strict=True) if not present]
+        return self.store.missing_invoices(numbers)
 
     def _period_of(self, number: str) -> str:
         # A run of single invoices is numbered in the period of its first invoice.
@@ -436,19 +322,9 @@ def _per_export(summary: RunSummary) -> dict[str, int]:
 
 
 __all__ = [
-    "PERIOD_PATTERN",
-    "RUN_PATTERN",
-    "ClosePeriod",
-    "ExportInvoices",
-    "InvoicePage",
-    "InvoiceView",
+    "SHOWN",
     "Operations",
-    "Problem",
     "Refused",
-    "Rejection",
-    "RequeueAccepted",
-    "RunAccepted",
-    "RunView",
     "body_intake",
     "checked_intake",
     "read_opter_xml",

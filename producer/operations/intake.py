@@ -14,7 +14,7 @@ from typing import Any
 
 from producer.operations.runs import Rejected
 from worker.documents.invoice import Invoice, parse_invoice
-from worker.documents.opterxml import read_invoice_file
+from worker.documents.opterreader import read_invoice_file
 from worker.errors import InvoiceError
 
 MAX_JSON_BYTES = 512 * 1024 * 1024
@@ -33,10 +33,11 @@ class Intake:
             self.invoices.append(parse_invoice(data))
         except InvoiceError as error:
             number = error.invoice_number or f"#{position + 1}"
-            self.rejected.append(Rejected(number=_safe_number(number), error=error))
+            self.rejected.append(Rejected(number=safe_number(number), error=error))
 
 
-def _safe_number(number: str) -> str:
+def safe_number(number: str) -> str:
+    """An invoice number fit to name a refused invoice: short and plain (it goes into keys)."""
     cleaned = "".join(c for c in number if c.isalnum() or c in "._-#")[:20]
     return cleaned or "unknown"
 
@@ -49,7 +50,7 @@ def read_folder(folder: Path) -> Intake:
             intake.invoices.append(read_invoice_file(path))
         except InvoiceError as error:
             number = error.invoice_number or path.stem
-            intake.rejected.append(Rejected(number=_safe_number(number), error=error))
+            intake.rejected.append(Rejected(number=safe_number(number), error=error))
     return intake
 
 
@@ -91,4 +92,10 @@ def read_path(path: Path) -> Intake:
     return read_json(data, source=str(path))
 
 
-__all__ = ["Intake", "read_folder", "read_json", "read_path"]
+__all__ = [
+    "Intake",
+    "read_folder",
+    "read_json",
+    "read_path",
+    "safe_number",
+]

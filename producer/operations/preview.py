@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from producer.operations.runs import Rejected, plan_items
-from worker.config.exports import ExportConfig
+from worker.config import ExportConfig
 from worker.documents.finvoice import render_finvoice
 from worker.documents.invoice import Invoice
 from worker.documents.keptcopy import compress_invoice
 from worker.errors import PermanentError
-from worker.heeros.texts import user_message
-from worker.pipeline import failure_kind
 from worker.state.keys import State, item_id
 from worker.state.store import RunRecord, StatusStore
 
@@ -91,8 +89,8 @@ def preview_run(
                 item,
                 State.FAILED,
                 export_index=index,
-                kind=failure_kind(error),
-                message=user_message(error, invoice_number=number),
+                kind=error.kind,
+                message=error.user_message(number),
             )
             continue
         if out_dir is not None:
@@ -107,9 +105,9 @@ def preview_run(
             item_id(rejection.number, 0),
             State.FAILED,
             export_index=0,
-            kind=failure_kind(rejection.error),
+            kind=rejection.error.kind,
             number=rejection.number,
-            message=user_message(rejection.error, invoice_number=rejection.number),
+            message=rejection.error.user_message(rejection.number),
         )
     return PreviewResult(
         run=run,

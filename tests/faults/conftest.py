@@ -40,7 +40,7 @@ from producer.cli.localservices import (
 from producer.operations.runs import Rejected, RunStarted, start_run
 from tests.integration.conftest import CONFIG, FAST, KEY
 from worker.celery.app import create_app
-from worker.config.exports import ExportConfig, load_export_config
+from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
 from worker.errors import ExportError

@@ -18,7 +18,7 @@ import pytest
 
 from producer.operations.samples import sample_invoices
 from tests.faults.conftest import Audit, Killer, Rig, Supervisor, audit, figures
-from worker.heeros.texts import MESSAGE_SEND_REFUSED
+from worker.errors import MESSAGE_SEND_REFUSED
 from worker.state.keys import State
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(420)]

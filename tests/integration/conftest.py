@@ -28,7 +28,7 @@ from producer.cli.localservices import (
 )
 from producer.operations.runs import Rejected, RunStarted, start_run
 from worker.celery.app import create_app
-from worker.config.exports import ExportConfig, load_export_config
+from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
 from worker.state.aggregator import RunState, RunSummary, summarize

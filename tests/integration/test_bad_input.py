@@ -31,7 +31,7 @@ from producer.operations.runs import start_run
 from producer.operations.samples import sample_invoice, sample_invoices
 from tests.integration.conftest import CONFIG, FAST, KEY
 from worker.celery.app import create_app
-from worker.config.exports import load_export_config
+from worker.config import load_export_config
 from worker.config.settings import Settings
 from worker.documents.invoice import MAX_ROWS, Customer, Invoice
 from worker.documents.opterxml import serialize_invoice

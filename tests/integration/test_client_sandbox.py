@@ -22,7 +22,9 @@ from worker.errors import (
     HeerosValidationError,
     LoginError,
 )
-from worker.heeros.client import HeerosClient, RemoteState, clear_token_cache
+from worker.heeros.client import HeerosClient
+from worker.heeros.remote import RemoteState
+from worker.heeros.sessions import clear_token_cache
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from producer.operations.samples import sample_invoices
-from worker.config.exports import Export, parse_export_config
+from worker.config import Export, parse_export_config
 from worker.documents.keptcopy import compress_invoice
 from worker.errors import HeerosUnavailable
-from worker.heeros.client import HeerosClient, clear_token_cache
+from worker.heeros.client import HeerosClient
+from worker.heeros.sessions import clear_token_cache
 from worker.pipeline import (
     Heeros,
     Outcome,

@@ -8,61 +8,13 @@ explicitly (see :class:`worker.config.settings.Settings`).
 
 from __future__ import annotations
 
-import logging
-import time
-from typing import Any
-
-from celery import Celery, bootsteps
+from celery import Celery
 
 from worker.celery.broker import transport_for
+from worker.celery.heartbeat import PollHeartbeat
 from worker.celery.runtime import Runtime
 from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
 from worker.config.settings import Settings
-
-log = logging.getLogger(__name__)
-
-HEARTBEAT_S = 1.0
-SWEEP_EVERY_S = 30
-
-
-class PollHeartbeat(bootsteps.StartStopStep):
-    """Starts a poll task each second while polls are due, once across all workers."""
-
-    requires = ("celery.worker.components:Timer",)
-
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self.timer_ref: Any = None
-
-    def start(self, parent: Any) -> None:
-        self.timer_ref = parent.timer.call_repeatedly(HEARTBEAT_S, self.beat, (parent,))
-
-    def stop(self, parent: Any) -> None:
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
-            self.timer_ref = None
-        parent.app.heeros_runtime.metrics.flush()
-
-    def beat(self, parent: Any) -> None:
-        app = parent.app
-        runtime: Runtime = app.heeros_runtime
-        store = runtime.store
-        runtime.metrics.flush()
-        try:
-            # One beat of all the workers' beats wins each interval (SET NX with expiry).
-            if store.redis.set(
-                store.keys.limiter("sweepbeat"), "1", nx=True, px=SWEEP_EVERY_S * 1000
-            ):
-                app.send_task(SWEEP_TASK, queue=POLL_QUEUE)
-            due = store.next_poll_due()
-            if due is None or due > time.time():
-                return
-            if store.redis.set(
-                store.keys.limiter("pollbeat"), "1", nx=True, px=int(HEARTBEAT_S * 900)
-            ):
-                app.send_task(POLL_TASK, queue=POLL_QUEUE)
-        except Exception:  # the timer must survive a Redis outage
-            log.warning("poll heartbeat skipped: Redis or broker unavailable", exc_info=True)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
@@ -113,4 +65,4 @@ def __getattr__(name: str) -> Celery:
     raise AttributeError(name)
 
 
-__all__ = ["PollHeartbeat", "create_app"]
+__all__ = ["create_app"]

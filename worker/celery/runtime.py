@@ -12,32 +12,50 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
-import redis
+import httpx
+from kombu import Connection
 
-from worker.config.exports import Export, ExportConfig, load_export_config
+from worker.celery.broker import transport_for
+from worker.celery.queues import TIMEOUTS, message_counts
+from worker.config import Export, ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.errors import ConfigError
 from worker.heeros.client import HeerosClient
+from worker.heeros.remote import Heeros
 from worker.logs import register_secret
-from worker.pipeline import Heeros, Target, Timing
+from worker.pipeline import Target, Timing
 from worker.state.limiter import LimitedHeeros, Limits, TenantLimiter
 from worker.state.metrics import Metrics
 from worker.state.store import StatusStore, open_store
 
 
 class Runtime:
-    """The per-process state tasks share; the tasks themselves stay thin."""
+    """The per-process state tasks share; the tasks themselves stay thin.
 
-    def __init__(self, settings: Settings, *, config: ExportConfig | None = None) -> None:
+    Everything is built from ``settings`` when first used, except what is given: the
+    export ``config``, the status ``store``, and the HTTP ``transport`` under every
+    Heeros client (``httpx.MockTransport`` in tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config: ExportConfig | None = None,
+        store: StatusStore | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.settings = settings
         self._config = config
+        self._store = store
+        self._transport = transport
         self._local = threading.local()
         self._lock = threading.Lock()
         self._poll_pool: ThreadPoolExecutor | None = None
 
     @cached_property
     def store(self) -> StatusStore:
-        return open_store(self.settings)
+        return self._store if self._store is not None else open_store(self.settings)
 
     @property
     def config(self) -> ExportConfig:
@@ -62,17 +80,19 @@ class Runtime:
                     )
         return self._poll_pool
 
-    @cached_property
-    def broker_redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.broker, socket_timeout=5)
+    def broker_connection(self) -> Connection:
+        """A new connection to the broker, on the transport the app uses for it."""
+        broker = self.settings.broker
+        return Connection(broker, transport=transport_for(broker), **TIMEOUTS)
 
     def queue_length(self, queue: str) -> int:
-        """Messages waiting in a Celery queue on the Redis broker."""
-        return int(self.broker_redis.llen(queue))
+        """Messages waiting in a Celery queue, asked of the broker (any kombu transport)."""
+        with self.broker_connection() as connection:
+            return message_counts(connection, [queue])[queue]
 
     @cached_property
     def metrics(self) -> Metrics:
-        return Metrics(self.store.redis, prefix=self.settings.key_prefix, flush_every_s=1.0)
+        return Metrics.for_store(self.store, flush_every_s=1.0)
 
     @cached_property
     def timing(self) -> Timing:
@@ -92,7 +112,7 @@ class Runtime:
             burst=max(10, int(settings.tenant_rps / 5)),
             lease_s=settings.connect_timeout_s + settings.read_timeout_s + 5,
         )
-        return TenantLimiter(self.store.redis, keys=self.store.keys, limits=limits)
+        return TenantLimiter.for_store(self.store, limits=limits)
 
     def resolve(self, export_name: str) -> tuple[Target, Heeros]:
         """The export of that name and this thread's client for its Heeros tenant."""
@@ -117,6 +137,7 @@ class Runtime:
             customer_code=export.customer_code,
             client_identity=export.file_transfer.client_identity,
             client_key=key,
+            transport=self._transport,
             connect_timeout=self.settings.connect_timeout_s,
             read_timeout=self.settings.read_timeout_s,
         )

@@ -26,7 +26,6 @@ from worker.errors import (
 )
 from worker.pipeline import check_record, fail_item, send_invoice
 from worker.state.keys import State
-from worker.state.metrics import error_code
 from worker.state.store import ItemRecord
 
 log = logging.getLogger(__name__)
@@ -85,9 +84,8 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
             if record is not None:
                 fail_item(runtime.store, record, error, metrics=runtime.metrics)
             return "failed"
-        code = error_code(error)
-        if code is not None:
-            runtime.metrics.count_error(code)
+        if error.code is not None:
+            runtime.metrics.count_error(error.code)
         runtime.metrics.count_retry("send")
         delay = retry_delay(failures, error, base=settings.retry_base_s, cap=settings.retry_max_s)
         log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, failures + 1, delay, error)
@@ -113,9 +111,8 @@ def check_claimed(runtime: Runtime, run: str, item: str, record: ItemRecord | No
             metrics=runtime.metrics,
         )
     except TransientError as error:
-        code = error_code(error)
-        if code is not None:
-            runtime.metrics.count_error(code)
+        if error.code is not None:
+            runtime.metrics.count_error(error.code)
         runtime.metrics.count_retry("poll")
         log.info("run=%s item=%s status not known yet: %s", run, item, error)
     except PermanentError as error:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from worker.documents.finvoice import render_document, render_finvoice
 from worker.documents.invoice import Invoice, InvoiceRow, InvoiceType, parse_invoice
 from worker.documents.keptcopy import compress_invoice, decompress_invoice, invoice_source
-from worker.documents.opterxml import parse_invoice_xml, read_invoice_file, serialize_invoice
+from worker.documents.opterreader import parse_invoice_xml, read_invoice_file
+from worker.documents.opterxml import serialize_invoice
 
 __all__ = [
     "Invoice",

@@ -30,8 +30,10 @@ from typing import Protocol, cast
 from lxml import etree
 
 from worker.cache import built_once, per_thread
+from worker.documents.encodings import encoding_named
 from worker.documents.invoice import Invoice
-from worker.documents.opterxml import ENCODINGS, invoice_element
+from worker.documents.opterxml import invoice_element
+from worker.documents.xmlparser import safe_parser
 from worker.errors import SchemaError, TransformError
 
 log = logging.getLogger(__name__)
@@ -62,17 +64,6 @@ class Transform:
 
     name: str
     xslt: etree.XSLT
-
-
-def _parser() -> etree.XMLParser:
-    # No DTD, no entity expansion, no network: a stylesheet or document is data, never a fetch.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-    )
 
 
 def _messages(error_log: object, *, limit: int | None = None) -> list[str]:
@@ -109,7 +100,7 @@ def compile_transform(name: str) -> Transform:
     """
     source, base_url = _stylesheet_source(name)
     try:
-        stylesheet = etree.fromstring(source, _parser(), base_url=base_url)
+        stylesheet = etree.fromstring(source, safe_parser(), base_url=base_url)
     except etree.XMLSyntaxError as exc:
         lines = _messages(exc.error_log)
         raise TransformError(
@@ -171,7 +162,9 @@ _VALIDATING = threading.Lock()
 def _schema() -> etree.XMLSchema:
     resource = files("worker.documents") / "data" / "Finvoice3.0.xsd"
     try:
-        document = etree.fromstring(resource.read_bytes(), _parser(), base_url="Finvoice3.0.xsd")
+        document = etree.fromstring(
+            resource.read_bytes(), safe_parser(), base_url="Finvoice3.0.xsd"
+        )
         return etree.XMLSchema(document)
     except (OSError, etree.LxmlError) as exc:
         raise SchemaError(
@@ -187,7 +180,7 @@ def _serialize(root: etree._Element, encoding: str) -> bytes:
 
 def _parse(document: bytes, invoice_number: str) -> etree._Element:
     try:
-        return etree.fromstring(document, _parser())
+        return etree.fromstring(document, safe_parser())
     except etree.XMLSyntaxError as exc:
         lines = _messages(exc.error_log)
         raise SchemaError(
@@ -252,8 +245,7 @@ def render_document(
     encoding: str = "UTF-8",
 ) -> bytes:
     """An Opter XML document as a validated Finvoice 3.0 document (see :func:`render_finvoice`)."""
-    if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+    encoding = encoding_named(encoding)
     root = transform_document(source, invoice_number, transform)
     validate_finvoice(root, invoice_number=invoice_number)
     return _serialize(root, encoding)

@@ -9,7 +9,7 @@ states it), so the totals always add up to the cent.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from worker.documents.fieldpath import field_path
 from worker.documents.identifiers import (
     normalize_bic,
     normalize_business_id,
@@ -323,19 +324,12 @@ class InvoicePeriod(_Model):
     invoices: list[Invoice]
 
 
-def _location(loc: Iterable[int | str]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
-    return path
-
-
 def describe_validation_error(exc: ValidationError, *, subject: str) -> str:
     """One readable line per pydantic error, each naming the field."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         message = str(error["msg"]).removeprefix("Value error, ")
-        where = _location(error["loc"])
+        where = field_path(error["loc"])
         problems.append(f"{where}: {message}" if where else message)
     return f"{subject}: " + "; ".join(problems)
 

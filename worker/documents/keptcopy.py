@@ -19,7 +19,9 @@ from importlib.resources import files
 from lxml import etree
 
 from worker.documents.invoice import Invoice
-from worker.documents.opterxml import invoice_xml, parse_invoice_xml
+from worker.documents.opterreader import parse_invoice_xml
+from worker.documents.opterxml import invoice_xml
+from worker.documents.xmlparser import safe_parser
 from worker.errors import InvoiceError
 
 VERSION = b"\x01"
@@ -37,12 +39,6 @@ def _packer(version: bytes) -> zlib._Compress:
     # Loading the dictionary costs more than compressing an invoice: prime one object
     # and copy it for each invoice.
     return zlib.compressobj(6, zdict=_dictionary(version))
-
-
-def _parser() -> etree.XMLParser:
-    # A parser per copy (about a microsecond). One parser shared by a worker's threads
-    # mixes their libxml2 dictionaries: names of one document turn up in another's.
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 def compress_invoice(invoice: Invoice) -> bytes:
@@ -65,7 +61,7 @@ def _xml(blob: bytes, number: str) -> bytes:
 def invoice_source(blob: bytes, *, number: str) -> etree._Element:
     """The kept copy as the Opter XML tree a transform takes."""
     try:
-        return etree.fromstring(_xml(blob, number), _parser())
+        return etree.fromstring(_xml(blob, number), safe_parser())
     except etree.XMLSyntaxError as exc:
         raise InvoiceError(
             f"invoice {number}: the kept copy is damaged", invoice_number=number

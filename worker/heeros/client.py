@@ -4,31 +4,27 @@
 error tree; what the requests and answers look like on the wire is
 :mod:`worker.heeros.wire`'s business. httpx errors never leave this module.
 
-Login happens once per process and credential: the session token is cached at
-module level, shared by every client in the process, and renewed when a call is
-answered 401 (once per call) or when its announced lifetime runs out. The client
-key is only ever in the login request's JSON body: never in a URL, a log record,
+Login happens once per process and credential: the session token is cached by
+:mod:`worker.heeros.sessions`, shared by every client in the process, and renewed
+when a call is answered 401 (once per call) or when its announced lifetime runs
+out. The client key is only ever in the login request's JSON body: never in a URL, a log record,
 an exception or a repr; text Heeros sends back is scrubbed of it too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import ssl
-import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
 import httpx
 from pydantic import SecretStr
 
-from worker.cache import built_once
 from worker.config.starttext import SendOptions
 from worker.errors import (
+    MESSAGE_LOGIN_FAILED,
     ConfigError,
     ExportError,
     HeerosRateLimited,
@@ -37,10 +33,12 @@ from worker.errors import (
     HeerosValidationError,
     LoginError,
     ValidationEntry,
+    validation_message,
 )
 from worker.heeros import wire
-from worker.heeros.texts import MESSAGE_LOGIN_FAILED, validation_message
-from worker.heeros.wire import Failure, FailureKind, RemoteState, RemoteStatus, WireRequest
+from worker.heeros.remote import RemoteStatus
+from worker.heeros.sessions import cache_key, forget_token, session_token, tls_context
+from worker.heeros.wire import Failure, FailureKind, LoginSession, WireRequest
 
 logger = logging.getLogger(__name__)
 
@@ -48,66 +46,7 @@ logger = logging.getLogger(__name__)
 # normal case, a second one covers a caller that shares the client between threads.
 POOL_LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=1, keepalive_expiry=30.0)
 
-
-@built_once
-def tls_context() -> ssl.SSLContext:
-    """httpx's own TLS context, built once for every client of the process: building
-    one reads the certificate authorities (about 20 ms), and a worker holds a client
-    per thread and tenant."""
-    return httpx.create_ssl_context()
-
-
 _REDACTED = "[redacted]"
-
-
-# The process-wide session cache ------------------------------------------------------
-
-_CacheKey = tuple[str, str, str]
-
-
-@dataclass(frozen=True)
-class _Session:
-    token: str
-    expires_at: float | None  # time.monotonic(); None when Heeros gave no lifetime
-
-    def __repr__(self) -> str:
-        return f"_Session(expires_at={self.expires_at!r})"
-
-    def usable(self, now: float) -> bool:
-        return self.expires_at is None or now < self.expires_at
-
-
-_sessions: dict[_CacheKey, _Session] = {}
-_sessions_lock = threading.Lock()
-_login_locks: dict[_CacheKey, threading.Lock] = {}
-
-
-def clear_token_cache() -> None:
-    """Forget every cached session token, so that the next call logs in again."""
-    with _sessions_lock:
-        _sessions.clear()
-        _login_locks.clear()
-
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time would stay locked forever in the child.
-    global _sessions_lock, _login_locks
-    _sessions_lock = threading.Lock()
-    _login_locks = {}
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _expires_at(expires_in: float | None, now: float) -> float | None:
-    # Renew a little before Heeros would, so that a call rarely meets a stale token.
-    if expires_in is None:
-        return None
-    return now + max(expires_in - 60.0, expires_in / 2)
-
-
-# The client --------------------------------------------------------------------------
 
 
 class HeerosClient:
@@ -150,11 +89,7 @@ class HeerosClient:
         self._customer_code = customer_code
         self._identity = client_identity
         self._key = client_key
-        self._cache_key: _CacheKey = (
-            self._base_url,
-            client_identity,
-            hashlib.sha256(key.encode("utf-8")).hexdigest(),
-        )
+        self._cache_key = cache_key(self._base_url, client_identity, key)
         self._owns_http = http is None
         if http is None:
             http = httpx.Client(
@@ -305,17 +240,17 @@ class HeerosClient:
         self, operation: str, subject: str, request: WireRequest
     ) -> tuple[httpx.Response, Failure | None]:
         """Make ``request`` with the session token; on a 401 log in again and retry once."""
-        token = self._token()
+        token = session_token(self._cache_key, self._login)
         response = self._exchange(operation, subject, request, token)
         failure = wire.classify(response.status_code, response.headers, response.content)
         if failure is None or failure.kind is not FailureKind.SESSION_REJECTED:
             return response, failure
-        self._forget(token)
-        token = self._token()
+        forget_token(self._cache_key, token)
+        token = session_token(self._cache_key, self._login)
         response = self._exchange(operation, subject, request, token)
         failure = wire.classify(response.status_code, response.headers, response.content)
         if failure is not None and failure.kind is FailureKind.SESSION_REJECTED:
-            self._forget(token)
+            forget_token(self._cache_key, token)
             logger.warning(
                 "heeros %s %s tt=%s la=%s: session refused again after a new login",
                 operation,
@@ -326,32 +261,7 @@ class HeerosClient:
             raise LoginError(MESSAGE_LOGIN_FAILED)
         return response, failure
 
-    def _token(self) -> str:
-        key = self._cache_key
-        with _sessions_lock:
-            session = _sessions.get(key)
-            if session is not None and session.usable(time.monotonic()):
-                return session.token
-            login_lock = _login_locks.setdefault(key, threading.Lock())
-        # One login per credential at a time: threads that waited use its token.
-        with login_lock:
-            with _sessions_lock:
-                session = _sessions.get(key)
-            if session is not None and session.usable(time.monotonic()):
-                return session.token
-            session = self._login()
-            with _sessions_lock:
-                _sessions[key] = session
-            return session.token
-
-    def _forget(self, token: str) -> None:
-        # Only the token that failed: another thread may already have a new one.
-        with _sessions_lock:
-            session = _sessions.get(self._cache_key)
-            if session is not None and session.token == token:
-                del _sessions[self._cache_key]
-
-    def _login(self) -> _Session:
+    def _login(self) -> LoginSession:
         request = wire.login_request(self._identity, self._key.get_secret_value())
         response = self._exchange("login", f"identity={self._identity}", request, None)
         failure = wire.classify(response.status_code, response.headers, response.content)
@@ -359,7 +269,7 @@ class HeerosClient:
             login = wire.parse_login(response.content)
             if login is None:
                 raise HeerosUnavailable("Heeros answered the login without a usable token")
-            return _Session(login.token, _expires_at(login.expires_in, time.monotonic()))
+            return login
         if failure.kind in (FailureKind.UNAVAILABLE, FailureKind.RATE_LIMITED):
             raise self._error(failure)
         logger.warning(
@@ -468,10 +378,4 @@ class HeerosClient:
         )
 
 
-__all__ = [
-    "POOL_LIMITS",
-    "HeerosClient",
-    "RemoteState",
-    "RemoteStatus",
-    "clear_token_cache",
-]
+__all__ = ["POOL_LIMITS", "HeerosClient"]

@@ -5,29 +5,39 @@ contract page. Nothing outside this module knows a Heeros path, JSON field,
 header, cookie or status name, so adapting to the real API changes this file
 only. Everything here is a pure function over bytes and plain values: requests
 are described as :class:`WireRequest`, answers are read into the project's own
-types (:class:`RemoteStatus`, :class:`Failure`, :class:`LoginSession`).
+types (:class:`~worker.heeros.remote.RemoteStatus`, :class:`Failure`,
+:class:`LoginSession`).
 
 The answer parsers never raise on a body that is not what the contract says:
 success parsers return ``None`` and :func:`classify` falls back to the HTTP
-status, so a proxy's HTML error page still maps to a sensible failure.
+status, so a proxy's HTML error page still maps to a sensible failure. The
+tolerant reading of JSON and header values they build on, which knows no Heeros
+name, is :mod:`worker.heeros.httpvalues`.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 from worker.config.starttext import SendOptions
+from worker.documents.encodings import encoding_named, python_codec
 from worker.errors import ConfigError, InvoiceError, ValidationEntry
+from worker.heeros.httpvalues import (
+    DEFAULT_RETRY_AFTER,
+    header_value,
+    is_cookie_value,
+    json_object,
+    parse_retry_after,
+    positive_number,
+    reason_phrase,
+    text_value,
+)
+from worker.heeros.remote import RemoteState, RemoteStatus
 
 LOGIN_PATH = "/auth/login"
 INVOICES_PATH = "/sales-invoices"
@@ -47,10 +57,6 @@ ERROR_VALIDATION = "VALIDATION_FAILED"
 ERROR_AUTH = "AUTH_FAILED"
 ERROR_NOT_FOUND = "NOT_FOUND"
 
-DEFAULT_RETRY_AFTER = 1.0
-"""Seconds to wait after a 429 whose ``Retry-After`` is missing or unreadable."""
-
-_MAX_TEXT = 1000
 _MAX_IDEMPOTENCY_KEY = 255
 
 _JSON_HEADERS: Mapping[str, str] = {
@@ -59,12 +65,6 @@ _JSON_HEADERS: Mapping[str, str] = {
 }
 _ACCEPT_JSON: Mapping[str, str] = {"Accept": "application/json"}
 
-# codecs' canonical name -> (name sent to Heeros, codec used to decode the document).
-# utf-8-sig drops a byte-order mark, which has no place inside a JSON string.
-_ENCODINGS: Mapping[str, tuple[str, str]] = {
-    "utf-8": ("UTF-8", "utf-8-sig"),
-    "iso8859-15": ("ISO-8859-15", "iso8859-15"),
-}
 
 # The camelCase option names Heeros takes, in the order of the contract.
 _OPTION_NAMES: tuple[tuple[str, str], ...] = (
@@ -76,19 +76,6 @@ _OPTION_NAMES: tuple[tuple[str, str], ...] = (
     ("updateProduct", "update_product"),
     ("createAccountingObjects", "create_accounting_objects"),
 )
-
-
-class RemoteState(StrEnum):
-    """Where an invoice stands in Heeros, in the project's own terms."""
-
-    PENDING = "pending"
-    """Received but not yet processed: ask again later."""
-    CONFIRMED = "confirmed"
-    """Processed: the invoice is exported."""
-    INCOMPLETE = "incomplete"
-    """Registered, but Heeros holds it as incomplete."""
-    ERROR = "error"
-    """Processing failed; the status carries Heeros's code and message."""
 
 
 STATUS_STATES: Mapping[str, RemoteState] = {
@@ -106,17 +93,6 @@ STATUS_STATES: Mapping[str, RemoteState] = {
 A name not listed is taken as still pending: the caller keeps asking until its
 confirmation deadline, which is the safe reading of a state it cannot judge.
 """
-
-
-@dataclass(frozen=True)
-class RemoteStatus:
-    """One invoice's processing status in Heeros."""
-
-    invoice_id: str
-    state: RemoteState
-    heeros_status: str
-    error_code: str | None = None
-    error_message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,15 +174,13 @@ def heeros_encoding(encoding: str) -> tuple[str, str]:
     Raises ConfigError for an encoding Heeros does not take (UTF-8 and ISO-8859-15 only).
     """
     try:
-        canonical = codecs.lookup(encoding).name
-    except (LookupError, TypeError, ValueError):
-        canonical = ""
-    found = _ENCODINGS.get(canonical)
-    if found is None:
+        named = encoding_named(encoding)
+    except ConfigError as exc:
         raise ConfigError(
             f"document encoding {encoding!r} is not accepted by Heeros: use UTF-8 or ISO-8859-15"
-        )
-    return found
+        ) from exc
+    # utf-8-sig drops a byte-order mark, which has no place inside a JSON string.
+    return named, python_codec(named)
 
 
 def login_request(username: str, api_key: str) -> WireRequest:
@@ -284,27 +258,27 @@ def find_request(*, office_code: str, customer_code: str, invoice_number: str) -
 
 def parse_login(body: bytes) -> LoginSession | None:
     """The session of a 2xx login answer, or None when it holds no usable token."""
-    data = _load(body)
+    data = json_object(body)
     token = data.get("token")
-    if not isinstance(token, str) or not _is_cookie_value(token):
+    if not isinstance(token, str) or not is_cookie_value(token):
         return None
-    expires_in = _number(data.get("expiresIn"))
+    expires_in = positive_number(data.get("expiresIn"))
     return LoginSession(token=token, expires_in=expires_in)
 
 
 def parse_accepted(body: bytes) -> str | None:
     """The Heeros invoice id of a 2xx send answer, or None when it names none."""
-    return _text(_load(body).get("invoiceId"))
+    return text_value(json_object(body).get("invoiceId"))
 
 
 def parse_status(body: bytes, *, invoice_id: str) -> RemoteStatus | None:
     """The status in a 2xx status answer for ``invoice_id``, or None when it has none."""
-    return _status(_load(body), fallback_id=invoice_id)
+    return _status(json_object(body), fallback_id=invoice_id)
 
 
 def parse_found(body: bytes) -> list[RemoteStatus] | None:
     """The invoices of a 2xx look-up answer (maybe none), or None when it is unreadable."""
-    items = _load(body).get("items")
+    items = json_object(body).get("items")
     if not isinstance(items, list):
         return None
     found: list[RemoteStatus] = []
@@ -320,21 +294,21 @@ def classify(status_code: int, headers: Mapping[str, str], body: bytes) -> Failu
     """What an answer means: None for 2xx, otherwise the failure it reports."""
     if 200 <= status_code < 300:
         return None
-    data = _load(body)
-    declared = _text(data.get("errorCode"))
+    data = json_object(body)
+    declared = text_value(data.get("errorCode"))
     code = declared or f"HTTP_{status_code}"
-    message = _text(data.get("errorMessage")) or _reason(status_code)
+    message = text_value(data.get("errorMessage")) or reason_phrase(status_code)
     if status_code == 401 or (declared == ERROR_AUTH and 400 <= status_code < 500):
         return Failure(FailureKind.SESSION_REJECTED, status_code, code, message)
     if status_code == 429:
-        retry_after = parse_retry_after(_header(headers, RETRY_AFTER_HEADER))
+        retry_after = parse_retry_after(header_value(headers, RETRY_AFTER_HEADER))
         return Failure(
             FailureKind.RATE_LIMITED, status_code, code, message, retry_after=retry_after
         )
     if status_code >= 500:
         return Failure(FailureKind.UNAVAILABLE, status_code, code, message)
     if status_code == 409 and declared in (None, ERROR_DUPLICATE):
-        invoice_id = _text(data.get("invoiceId"))
+        invoice_id = text_value(data.get("invoiceId"))
         return Failure(
             FailureKind.DUPLICATE, status_code, ERROR_DUPLICATE, message, invoice_id=invoice_id
         )
@@ -350,30 +324,6 @@ def classify(status_code: int, headers: Mapping[str, str], body: bytes) -> Failu
     return Failure(FailureKind.REFUSED, status_code, code, message)
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float:
-    """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP-date.
-
-    A missing, negative or unreadable value gives ``DEFAULT_RETRY_AFTER``; a date
-    already past gives 0.
-    """
-    if value is None or not value.strip():
-        return DEFAULT_RETRY_AFTER
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return DEFAULT_RETRY_AFTER
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    if not math.isfinite(seconds) or seconds < 0:
-        return DEFAULT_RETRY_AFTER
-    return seconds
-
-
 # Helpers ------------------------------------------------------------------------------
 
 
@@ -381,85 +331,34 @@ def _dump(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _load(body: bytes) -> dict[str, Any]:
-    """The JSON object in ``body``; an empty dict for anything else."""
-    if not body:
-        return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _status(data: dict[str, Any], *, fallback_id: str | None) -> RemoteStatus | None:
-    heeros_status = _text(data.get("status"))
-    invoice_id = _text(data.get("invoiceId")) or fallback_id
+    heeros_status = text_value(data.get("status"))
+    invoice_id = text_value(data.get("invoiceId")) or fallback_id
     if heeros_status is None or invoice_id is None:
         return None
     return RemoteStatus(
         invoice_id=invoice_id,
         state=STATUS_STATES.get(heeros_status.upper(), RemoteState.PENDING),
         heeros_status=heeros_status,
-        error_code=_text(data.get("errorCode")),
-        error_message=_text(data.get("errorMessage")),
+        error_code=text_value(data.get("errorCode")),
+        error_message=text_value(data.get("errorMessage")),
     )
 
 
 def _entry(item: object) -> ValidationEntry:
     if isinstance(item, dict):
         return ValidationEntry(
-            path=_text(item.get("path")) or "", message=_text(item.get("message")) or ""
+            path=text_value(item.get("path")) or "", message=text_value(item.get("message")) or ""
         )
-    return ValidationEntry(path="", message=_text(item) or "")
-
-
-def _text(value: object) -> str | None:
-    """A non-empty string (or number) from a JSON value, capped in length; else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value[:_MAX_TEXT] if value else None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and number > 0 else None
-
-
-def _reason(status_code: int) -> str:
-    try:
-        return HTTPStatus(status_code).phrase
-    except ValueError:
-        return f"HTTP {status_code}"
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return ValidationEntry(path="", message=text_value(item) or "")
 
 
 def _is_header_token(value: str) -> bool:
     return 0 < len(value) <= _MAX_IDEMPOTENCY_KEY and all("!" <= c <= "~" for c in value)
 
 
-def _is_cookie_value(value: str) -> bool:
-    # RFC 6265 cookie-octet: visible ASCII but for DQUOTE, comma, semicolon and backslash.
-    return bool(value) and all("!" <= c <= "~" and c not in '",;\\' for c in value)
-
-
 __all__ = [
     "CUSTOMER_PARAM",
-    "DEFAULT_RETRY_AFTER",
     "DOCUMENT_FORMAT",
     "ERROR_AUTH",
     "ERROR_DUPLICATE",
@@ -476,8 +375,6 @@ __all__ = [
     "Failure",
     "FailureKind",
     "LoginSession",
-    "RemoteState",
-    "RemoteStatus",
     "WireRequest",
     "auth_headers",
     "classify",
@@ -489,7 +386,6 @@ __all__ = [
     "parse_accepted",
     "parse_found",
     "parse_login",
-    "parse_retry_after",
     "parse_status",
     "send_request",
     "status_request",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
-from worker.state.keys import PROBLEM_STATES, State
-from worker.state.store import ItemRecord, StatusStore, run_record_from_hash
+from worker.state.keys import PROBLEM_STATES, State, item_number
+from worker.state.store import ItemRecord, StatusStore
 
 
 class RunState(StrEnum):
@@ -91,26 +91,15 @@ class RunSummary:
 
 def summarize(store: StatusStore, run: str) -> RunSummary | None:
     """The run's figures, or None for an unknown run."""
-    keys = store.keys
-    pipe = store.redis.pipeline(transaction=False)
-    pipe.hgetall(keys.run(run))
-    for state in State:
-        pipe.scard(keys.state(run, state))
-    pipe.hgetall(keys.kinds(run))
-    pipe.hgetall(keys.by_export(run))
-    answers = cast(list[Any], store._call(pipe.execute))
-    raw = cast(dict[str, str], answers[0])
-    if not raw:
+    found = store.run_counts(run)
+    if found is None:
         return None
-    record = run_record_from_hash(run, raw)
-    counts = {state.value: int(n) for state, n in zip(State, answers[1:-2], strict=True)}
-    kinds = {k: int(v) for k, v in cast(dict[str, str], answers[-2]).items()}
+    record = found.record
     by_export: dict[str, dict[str, int]] = {}
-    for field, value in cast(dict[str, str], answers[-1]).items():
-        index, _, state_name = field.partition(":")
-        name = record.exports[int(index)] if int(index) < len(record.exports) else index
-        if int(value):
-            by_export.setdefault(name, {})[state_name] = int(value)
+    for (index, state_name), value in found.by_export.items():
+        name = record.exports[index] if index < len(record.exports) else str(index)
+        if value:
+            by_export.setdefault(name, {})[state_name] = value
     return RunSummary(
         run=run,
         period=record.period,
@@ -118,16 +107,15 @@ def summarize(store: StatusStore, run: str) -> RunSummary | None:
         created=record.created,
         preview=record.preview,
         total=record.total,
-        counts=counts,
-        kinds=kinds,
+        counts={state.value: n for state, n in found.states.items()},
+        kinds=found.kinds,
         by_export=by_export,
     )
 
 
 def recent_runs(store: StatusStore, *, limit: int = 20) -> list[RunSummary]:
     """The newest runs first."""
-    runs = cast(list[str], store._call(store.redis.zrevrange, store.keys.runs, 0, limit - 1))
-    summaries = (summarize(store, run) for run in runs)
+    summaries = (summarize(store, run) for run in store.recent_run_ids(limit))
     return [summary for summary in summaries if summary is not None]
 
 
@@ -136,11 +124,8 @@ def items_in_state(
 ) -> tuple[int, list[ItemRecord]]:
     """A page of the run's items in ``state`` and the cursor of the next page (0: last)."""
     members: list[str] = []
-    key = store.keys.state(run, state)
     while True:
-        cursor, page = cast(
-            tuple[int, list[str]], store._call(store.redis.sscan, key, cursor, None, count)
-        )
+        cursor, page = store.scan_members(run, state, cursor=cursor, count=count)
         members += page
         if cursor == 0 or len(members) >= count:
             break
@@ -160,7 +145,7 @@ def problems(store: StatusStore, run: str, *, count: int = 50) -> list[ItemRecor
 
 
 def _natural(item: str) -> tuple[int, str]:
-    number = item.rpartition("/")[0]
+    number = item_number(item)
     return (int(number), item) if number.isdigit() else (1 << 62, item)
 
 

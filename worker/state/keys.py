@@ -1,5 +1,6 @@
-"""Every Redis key of the status store, in one place.
+"""Every Redis key, in one place: nothing else in the code writes a key name.
 
+All keys live under one prefix ``{p}`` (``HEEROS_KEY_PREFIX``, ``hx`` unless set).
 A run ``R`` of invoices is kept as::
 
     {p}:runs                  zset  run id -> creation time
@@ -15,13 +16,36 @@ A run ``R`` of invoices is kept as::
     {p}:period:PERIOD:invoices set  the invoice numbers known of the period
     {p}:runseq:PERIOD         int   the last run number of the period
 
-An item is one invoice sent to one export: ``NUMBER/EXPORT-INDEX``.
+The figures of :mod:`worker.state.metrics` (``<US>`` is the ASCII unit separator)::
+
+    {p}:metrics:invoices      hash  "EXPORT<US>STATE" -> invoices that reached that final state
+    {p}:metrics:send          hash  "EXPORT<US>LE" -> sends in that bucket; "EXPORT<US>sum"
+    {p}:metrics:confirmation  hash  the same, from the send to Heeros's decision
+    {p}:metrics:errors        hash  Heeros error code -> count
+    {p}:metrics:retries       hash  retry kind ("send", "poll") -> count
+
+The shared limits of :mod:`worker.state.limiter`, per Heeros tenant ``T``
+(``OFFICE-CUSTOMER``)::
+
+    {p}:limit:T:inflight      zset  request holder -> when its lease ends
+    {p}:limit:T:rate          str   the rate's next theoretical arrival time (expires)
+    {p}:limit:T:pause         str   when the pause after a 429 ends (expires)
+
+The workers' heartbeats (:mod:`worker.celery.heartbeat`), each a lock that one
+worker takes for one interval::
+
+    {p}:beat:sweep            str   the sweep of unheld items was started this interval
+    {p}:beat:poll             str   a poll task was started this heartbeat
+
+An item is one invoice sent to one export: ``NUMBER/EXPORT-INDEX``; the poll and
+in-flight indexes name it with its run, ``R ITEM`` (:meth:`Keys.poll_member`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class State(StrEnum):
@@ -41,13 +65,25 @@ class State(StrEnum):
         """Whether the invoice's export has ended (until a re-queue)."""
         return self in FINAL_STATES
 
+    @property
+    def rank(self) -> int:
+        """How far the export has got; a state never gives way to one of a lower rank.
+
+        Every final state shares the highest rank, :data:`FINAL_RANK`, so no final
+        state replaces another either (only a re-queue does).
+        """
+        return FINAL_RANK if self.final else _PROGRESS.index(self)
+
 
 FINAL_STATES = frozenset(
     {State.EXPORTED, State.INCOMPLETE, State.FAILED, State.UNCONFIRMED, State.PREVIEW}
 )
 PROBLEM_STATES = (State.FAILED, State.INCOMPLETE, State.UNCONFIRMED)
+_PROGRESS = (State.QUEUED, State.SENDING, State.SENT)
+FINAL_RANK = len(_PROGRESS)
 ITEM_SEPARATOR = "/"
 POLL_SEPARATOR = " "
+BY_EXPORT_SEPARATOR = ":"
 
 
 def item_id(invoice_number: str, export_index: int) -> str:
@@ -59,6 +95,57 @@ def split_item(item: str) -> tuple[str, int]:
     """``"1001/0"`` -> ``("1001", 0)``."""
     number, _, index = item.rpartition(ITEM_SEPARATOR)
     return number, int(index)
+
+
+def item_number(item: str) -> str:
+    """``"1001/0"`` -> ``"1001"``; an id without an export index gives ``""``."""
+    return item.rpartition(ITEM_SEPARATOR)[0]
+
+
+def by_export_field(export_index: int, state: State) -> str:
+    """The field of ``{p}:run:R:byexport`` that counts an export's items in ``state``."""
+    return f"{export_index}{BY_EXPORT_SEPARATOR}{state.value}"
+
+
+def split_by_export_field(field: str) -> tuple[int, str]:
+    """``"1:exported"`` -> ``(1, "exported")``."""
+    index, _, state = field.partition(BY_EXPORT_SEPARATOR)
+    return int(index), state
+
+
+@dataclass(frozen=True)
+class MetricKeys:
+    """The metrics' key names under one prefix."""
+
+    prefix: str = "hx"
+
+    @property
+    def invoices(self) -> str:
+        return f"{self.prefix}:metrics:invoices"
+
+    @property
+    def send(self) -> str:
+        return f"{self.prefix}:metrics:send"
+
+    @property
+    def confirmation(self) -> str:
+        return f"{self.prefix}:metrics:confirmation"
+
+    @property
+    def errors(self) -> str:
+        return f"{self.prefix}:metrics:errors"
+
+    @property
+    def retries(self) -> str:
+        return f"{self.prefix}:metrics:retries"
+
+
+class LimiterKeys(NamedTuple):
+    """The keys of one tenant's shared limits."""
+
+    inflight: str
+    rate: str
+    pause: str
 
 
 @dataclass(frozen=True)
@@ -82,11 +169,12 @@ class Keys:
     def run(self, run: str) -> str:
         return f"{self.prefix}:run:{run}"
 
-    def state_prefix(self, run: str) -> str:
-        return f"{self.prefix}:run:{run}:s:"
-
     def state(self, run: str, state: State) -> str:
-        return f"{self.state_prefix(run)}{state.value}"
+        return f"{self.prefix}:run:{run}:s:{state.value}"
+
+    def states(self, run: str) -> list[str]:
+        """The run's state sets, one per :class:`State`, in the enum's order."""
+        return [self.state(run, state) for state in State]
 
     def kinds(self, run: str) -> str:
         return f"{self.prefix}:run:{run}:kinds"
@@ -109,15 +197,41 @@ class Keys:
     def run_sequence(self, period: str) -> str:
         return f"{self.prefix}:runseq:{period}"
 
-    def limiter(self, name: str) -> str:
-        return f"{self.prefix}:limit:{name}"
+    @property
+    def metrics(self) -> MetricKeys:
+        return MetricKeys(self.prefix)
+
+    def limiter(self, tenant: str) -> LimiterKeys:
+        base = f"{self.prefix}:limit:{tenant}"
+        return LimiterKeys(inflight=f"{base}:inflight", rate=f"{base}:rate", pause=f"{base}:pause")
+
+    def beat(self, name: str) -> str:
+        """The lock one worker's heartbeat takes for an interval (``"sweep"``, ``"poll"``)."""
+        return f"{self.prefix}:beat:{name}"
+
+    @staticmethod
+    def poll_member(run: str, item: str) -> str:
+        """How the poll and in-flight indexes name an item: ``"R ITEM"``."""
+        return f"{run}{POLL_SEPARATOR}{item}"
+
+    @staticmethod
+    def split_poll_member(member: str) -> tuple[str, str]:
+        """``"R ITEM"`` -> ``("R", "ITEM")``."""
+        run, _, item = member.partition(POLL_SEPARATOR)
+        return run, item
 
 
 __all__ = [
+    "FINAL_RANK",
     "FINAL_STATES",
     "PROBLEM_STATES",
     "Keys",
+    "LimiterKeys",
+    "MetricKeys",
     "State",
+    "by_export_field",
     "item_id",
+    "item_number",
+    "split_by_export_field",
     "split_item",
 ]

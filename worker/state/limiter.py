@@ -24,10 +24,10 @@ from typing import cast
 import redis
 
 from worker.config.starttext import SendOptions
-from worker.errors import HeerosRateLimited, Throttled, TransientError
-from worker.heeros.wire import RemoteStatus
-from worker.pipeline import Heeros
+from worker.errors import HeerosRateLimited, Throttled
+from worker.heeros.remote import Heeros, RemoteStatus
 from worker.state.keys import Keys
+from worker.state.store import StatusStore, redis_errors
 
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
@@ -82,9 +82,10 @@ class TenantLimiter:
         self._acquire = client.register_script(_ACQUIRE)
         self._pause = client.register_script(_PAUSE)
 
-    def _keys(self, tenant: str) -> list[str]:
-        base = self.keys.limiter(tenant)
-        return [f"{base}:inflight", f"{base}:rate", f"{base}:pause"]
+    @classmethod
+    def for_store(cls, store: StatusStore, *, limits: Limits) -> TenantLimiter:
+        """A limiter on the status store's Redis, its keys under the store's prefix."""
+        return cls(store.redis, keys=store.keys, limits=limits)
 
     @contextmanager
     def permit(self, tenant: str) -> Iterator[None]:
@@ -92,11 +93,12 @@ class TenantLimiter:
         limits = self.limits
         holder = uuid.uuid4().hex
         now = time.time()
-        try:
+        keys = self.keys.limiter(tenant)
+        with redis_errors("the request limiter"):
             admitted, wait = cast(
                 list[str],
                 self._acquire(
-                    keys=self._keys(tenant),
+                    keys=[keys.inflight, keys.rate, keys.pause],
                     args=[
                         f"{now:.6f}",
                         holder,
@@ -107,8 +109,6 @@ class TenantLimiter:
                     ],
                 ),
             )
-        except redis.RedisError as exc:
-            raise TransientError(f"the request limiter (Redis) failed: {exc}") from exc
         if not int(admitted):
             raise Throttled(tenant, float(wait))
         try:
@@ -116,15 +116,13 @@ class TenantLimiter:
         finally:
             if limits.concurrent > 0:
                 with suppress(redis.RedisError):  # else the lease ends by itself
-                    self.redis.zrem(self._keys(tenant)[0], holder)
+                    self.redis.zrem(keys.inflight, holder)
 
     def pause(self, tenant: str, seconds: float) -> None:
         """Hold every request to ``tenant`` back for ``seconds`` (Heeros said 429)."""
         until = time.time() + seconds
-        try:
-            self._pause(keys=[self._keys(tenant)[2]], args=[f"{until:.6f}", seconds])
-        except redis.RedisError as exc:
-            raise TransientError(f"the request limiter (Redis) failed: {exc}") from exc
+        with redis_errors("the request limiter"):
+            self._pause(keys=[self.keys.limiter(tenant).pause], args=[f"{until:.6f}", seconds])
 
 
 class LimitedHeeros:

@@ -4,18 +4,15 @@ Recording adds to counters in the process; they are written to Redis in one
 pipelined round trip at most once a :attr:`Metrics.flush_every_s` (and by the
 worker's heartbeat), so the hot path makes no Redis call for its metrics. A
 failure to write is logged and the counts are kept for the next flush: a metric
-is never worth failing an export for. The keys, under the status store's prefix::
+is never worth failing an export for, while a failed read raises
+:class:`worker.errors.TransientError`, as the status store does.
 
-    {p}:metrics:invoices      hash  "EXPORT<US>STATE" -> invoices that reached that final state
-    {p}:metrics:send          hash  "EXPORT<US>LE" -> sends in that bucket; "EXPORT<US>sum"
-    {p}:metrics:confirmation  hash  the same, from the send to Heeros's decision
-    {p}:metrics:errors        hash  Heeros error code -> count
-    {p}:metrics:retries       hash  retry kind ("send", "poll") -> count
-
-``<US>`` is the ASCII unit separator. Histogram buckets are stored one count
-per bucket (not cumulative), so an observation touches one field; the reader
-adds them up. Every figure only grows: a re-queued invoice that ends exported
-after failing counts once as failed and once as exported.
+The keys, one hash per figure under the status store's prefix, are listed in
+:mod:`worker.state.keys`; a field is ``EXPORT<US>LABEL``, ``<US>`` the ASCII unit
+separator. Histogram buckets are stored one count per bucket (not cumulative),
+so an observation touches one field; the reader adds them up. Every figure only
+grows: a re-queued invoice that ends exported after failing counts once as failed
+and once as exported.
 """
 
 from __future__ import annotations
@@ -30,15 +27,8 @@ from typing import Any, cast
 
 import redis
 
-from worker.errors import (
-    ExportError,
-    HeerosRateLimited,
-    HeerosRefusedError,
-    HeerosUnavailable,
-    HeerosValidationError,
-    LoginError,
-)
-from worker.heeros.texts import CODE_RATE_LIMITED, CODE_UNAVAILABLE
+from worker.state.keys import Keys, MetricKeys
+from worker.state.store import StatusStore, redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -49,52 +39,10 @@ SEPARATOR = "\x1f"
 SUM = "sum"
 
 
-@dataclass(frozen=True)
-class MetricKeys:
-    """The metrics' key names under one prefix."""
-
-    prefix: str = "hx"
-
-    @property
-    def invoices(self) -> str:
-        return f"{self.prefix}:metrics:invoices"
-
-    @property
-    def send(self) -> str:
-        return f"{self.prefix}:metrics:send"
-
-    @property
-    def confirmation(self) -> str:
-        return f"{self.prefix}:metrics:confirmation"
-
-    @property
-    def errors(self) -> str:
-        return f"{self.prefix}:metrics:errors"
-
-    @property
-    def retries(self) -> str:
-        return f"{self.prefix}:metrics:retries"
-
-
 def bucket_label(seconds: float) -> str:
     """The ``le`` label of the smallest bucket that holds ``seconds``."""
     index = bisect.bisect_left(BUCKETS, seconds)
     return INF if index == len(BUCKETS) else _number(BUCKETS[index])
-
-
-def error_code(error: ExportError) -> str | None:
-    """The code a Heeros error is counted under; None for a failure Heeros had no part in."""
-    if isinstance(error, LoginError):
-        return "LOGIN"
-    if isinstance(error, HeerosValidationError):
-        return "VALIDATION"
-    if isinstance(error, HeerosRefusedError):
-        return error.code
-    if isinstance(error, HeerosUnavailable):
-        return CODE_UNAVAILABLE if error.status_code is None else f"HTTP_{error.status_code}"
-    if isinstance(error, HeerosRateLimited):
-        return CODE_RATE_LIMITED
-    return None
 
 
 @dataclass(frozen=True)
@@ -136,11 +84,16 @@ class Metrics:
         self, client: redis.Redis, prefix: str = "hx", *, flush_every_s: float = 0.0
     ) -> None:
         self.redis = client
-        self.keys = MetricKeys(prefix)
+        self.keys: MetricKeys = Keys(prefix).metrics
         self.flush_every_s = flush_every_s
         self._pending: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._flushed = time.monotonic()
+
+    @classmethod
+    def for_store(cls, store: StatusStore, *, flush_every_s: float = 0.0) -> Metrics:
+        """The metrics kept on the status store's Redis, under the store's prefix."""
+        return cls(store.redis, store.keys.prefix, flush_every_s=flush_every_s)
 
     def observe_send(self, export: str, seconds: float) -> None:
         """How long one send to Heeros took, from the request to its answer."""
@@ -155,7 +108,7 @@ class Metrics:
         self._add((self.keys.invoices, _field(export, state)), 1)
 
     def count_error(self, code: str) -> None:
-        """Heeros answered with an error (see :func:`error_code`)."""
+        """Heeros answered with an error (see ``ExportError.code``)."""
         self._add((self.keys.errors, code), 1)
 
     def count_retry(self, kind: str) -> None:
@@ -184,17 +137,22 @@ class Metrics:
                     self._pending[slot] = self._pending.get(slot, 0) + amount
 
     def read(self) -> MetricsSnapshot:
-        """Every figure written so far, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in (
-            self.keys.invoices,
-            self.keys.send,
-            self.keys.confirmation,
-            self.keys.errors,
-            self.keys.retries,
-        ):
-            pipe.hgetall(key)
-        invoices, send, confirmation, errors, retries = cast(list[dict[str, str]], pipe.execute())
+        """Every figure written so far, in one round trip.
+
+        Raises :class:`worker.errors.TransientError` when Redis fails.
+        """
+        with redis_errors("the metrics store"):
+            pipe = self.redis.pipeline(transaction=False)
+            for key in (
+                self.keys.invoices,
+                self.keys.send,
+                self.keys.confirmation,
+                self.keys.errors,
+                self.keys.retries,
+            ):
+                pipe.hgetall(key)
+            answers = cast(list[dict[str, str]], pipe.execute())
+        invoices, send, confirmation, errors, retries = answers
         by_state: dict[tuple[str, str], int] = {}
         for name, value in invoices.items():
             export, _, state = name.rpartition(SEPARATOR)
@@ -257,5 +215,4 @@ __all__ = [
     "Metrics",
     "MetricsSnapshot",
     "bucket_label",
-    "error_code",
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
@@ -21,133 +20,32 @@ from lxml import etree
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
 from worker.documents.keptcopy import compress_invoice, decompress_invoice, invoice_source
-from worker.errors import InvoiceError, TransientError
-from worker.state.keys import POLL_SEPARATOR, Keys, State
-
-_TRANSITION = """
-local item_key, prefix, new, item, force = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local kind, export = ARGV[5], ARGV[6]
-local rank = {queued=0, sending=1, sent=2, exported=3, incomplete=3, failed=3,
-              unconfirmed=3, preview=3}
-local poll = ARGV[9]
-if poll == 'drop' then redis.call('ZREM', KEYS[3], ARGV[7]) end
-local old = redis.call('HGET', item_key, 'state')
-if old and force ~= '1' then
-  if rank[old] == 3 or rank[new] < rank[old] then
-    return {0, old}
-  end
-end
-if poll ~= '' and poll ~= 'drop' then redis.call('ZADD', KEYS[3], poll, ARGV[7]) end
-if old ~= new then
-  if old then redis.call('SREM', prefix .. 's:' .. old, item) end
-  redis.call('SADD', prefix .. 's:' .. new, item)
-  if old then redis.call('HINCRBY', prefix .. 'byexport', export .. ':' .. old, -1) end
-  redis.call('HINCRBY', prefix .. 'byexport', export .. ':' .. new, 1)
-end
-if old == 'failed' then
-  local old_kind = redis.call('HGET', item_key, 'kind')
-  if old_kind then redis.call('HINCRBY', prefix .. 'kinds', old_kind, -1) end
-  redis.call('HDEL', item_key, 'kind')
-end
-if new == 'failed' then
-  redis.call('HINCRBY', prefix .. 'kinds', kind, 1)
-  redis.call('HSET', item_key, 'kind', kind)
-end
-if new == 'sending' then redis.call('HINCRBY', item_key, 'attempts', 1) end
-local fields = {'state', new}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', item_key, unpack(fields))
-if rank[new] == 3 then
-  redis.call('ZREM', KEYS[2], ARGV[7])
-else
-  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[7])
-end
-return {1, old or ''}
-"""
-
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], ARGV[3], member)
-end
-return due
-"""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What the store keeps of a run besides its items' states."""
-
-    run: str
-    period: str
-    total: int
-    created: float
-    exports: list[str]
-    preview: bool = False
-    label: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ItemRecord:
-    """One invoice's export within a run, as the store holds it."""
-
-    run: str
-    item: str
-    number: str
-    export: str
-    state: State
-    heeros_id: str | None
-    attempts: int
-    polls: int
-    message: str | None
-    kind: str | None
-    updated: float
-    deadline: float | None
-    held: bool = False
-
-    @classmethod
-    def from_hash(cls, run: str, item: str, raw: Mapping[str, str]) -> ItemRecord:
-        return cls(
-            run=run,
-            item=item,
-            number=raw.get("number", item.rpartition("/")[0]),
-            export=raw.get("export", ""),
-            state=State(raw.get("state", State.QUEUED.value)),
-            heeros_id=raw.get("heeros_id") or None,
-            attempts=int(raw.get("attempts", 0)),
-            polls=int(raw.get("polls", 0)),
-            message=raw.get("message") or None,
-            kind=raw.get("kind") or None,
-            updated=float(raw.get("updated", 0)),
-            deadline=float(raw["deadline"]) if raw.get("deadline") else None,
-            held=raw.get("held") == "1",
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "item": self.item,
-            "number": self.number,
-            "export": self.export,
-            "state": self.state.value,
-            "heeros_id": self.heeros_id,
-            "attempts": self.attempts,
-            "polls": self.polls,
-            "message": self.message,
-            "kind": self.kind,
-            "updated": self.updated,
-        }
+from worker.errors import InvoiceError
+from worker.state.connection import connect, redis_errors
+from worker.state.keys import (
+    FINAL_STATES,
+    Keys,
+    State,
+    by_export_field,
+    item_number,
+    split_by_export_field,
+)
+from worker.state.records import ItemRecord, RunCounts, RunRecord, run_record_from_hash
+from worker.state.scripts import CLAIM_POLLS, TRANSITION
 
 
 class StatusStore:
-    """Reads and writes runs and items; takes its Redis client from the caller."""
+    """Reads and writes runs and items; takes its Redis client from the caller.
+
+    Code outside :mod:`worker.state` reaches Redis through these methods only; every
+    Redis failure comes out of them as a :class:`TransientError`.
+    """
 
     def __init__(self, client: redis.Redis, *, prefix: str = "hx") -> None:
         self.redis = client
         self.keys = Keys(prefix)
-        self._transition = client.register_script(_TRANSITION)
-        self._claim = client.register_script(_CLAIM)
+        self._transition = client.register_script(TRANSITION)
+        self._claim = client.register_script(CLAIM_POLLS)
 
     # -- runs ---------------------------------------------------------------------------
 
@@ -193,11 +91,12 @@ class StatusStore:
                         "updated": now,
                     },
                 )
-                counts[f"{export_index}:queued"] = counts.get(f"{export_index}:queued", 0) + 1
+                slot = by_export_field(export_index, State.QUEUED)
+                counts[slot] = counts.get(slot, 0) + 1
             pipe.sadd(queued, *(item for item, _, _ in batch))
             pipe.zadd(
                 keys.inflight,
-                {f"{record.run}{POLL_SEPARATOR}{item}": record.created for item, _, _ in batch},
+                {keys.poll_member(record.run, item): record.created for item, _, _ in batch},
             )
             for number in {number for _, number, _ in batch}:
                 if number in payloads:
@@ -236,6 +135,65 @@ class StatusStore:
     def set_run_fields(self, run: str, fields: Mapping[str, str]) -> None:
         self._call(self.redis.hset, self.keys.run(run), mapping=dict(fields))
 
+    def recent_run_ids(self, limit: int) -> list[str]:
+        """The ids of the newest ``limit`` runs, newest first."""
+        return cast(list[str], self._call(self.redis.zrevrange, self.keys.runs, 0, limit - 1))
+
+    def run_counts(self, run: str) -> RunCounts | None:
+        """The run's record and counters, in one round trip; None for an unknown run."""
+        keys = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.run(run))
+        for key in keys.states(run):
+            pipe.scard(key)
+        pipe.hgetall(keys.kinds(run))
+        pipe.hgetall(keys.by_export(run))
+        answers = cast(list[Any], self._call(pipe.execute))
+        raw = cast(dict[str, str], answers[0])
+        if not raw:
+            return None
+        by_export: dict[tuple[int, str], int] = {}
+        for name, value in cast(dict[str, str], answers[-1]).items():
+            by_export[split_by_export_field(name)] = int(value)
+        return RunCounts(
+            record=run_record_from_hash(run, raw),
+            states={state: int(n) for state, n in zip(State, answers[1:-2], strict=True)},
+            kinds={k: int(v) for k, v in cast(dict[str, str], answers[-2]).items()},
+            by_export=by_export,
+        )
+
+    def runs_in_progress(self, *, limit: int) -> tuple[int, int]:
+        """How many of the newest ``limit`` runs are unfinished, and the polls pending.
+
+        Two round trips: the newest runs, then each run's total and final-state set
+        sizes (with the poll count) in one pipeline.
+        """
+        keys = self.keys
+        runs = self.recent_run_ids(limit)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(keys.polls)
+        finals = sorted(FINAL_STATES)
+        for run in runs:
+            pipe.hget(keys.run(run), "total")
+            for state in finals:
+                pipe.scard(keys.state(run, state))
+        answers = cast(list[Any], self._call(pipe.execute))
+        polls = int(answers[0])
+        step = 1 + len(finals)
+        running = 0
+        for n in range(len(runs)):
+            total, *sizes = answers[1 + n * step : 1 + (n + 1) * step]
+            if total is not None and int(total) > sum(int(size) for size in sizes):
+                running += 1
+        return running, polls
+
+    def scan_members(
+        self, run: str, state: State, *, cursor: int, count: int
+    ) -> tuple[int, list[str]]:
+        """One SSCAN step over the run's items in ``state``: the next cursor (0: done), a page."""
+        key = self.keys.state(run, state)
+        return cast(tuple[int, list[str]], self._call(self.redis.sscan, key, cursor, None, count))
+
     # -- items --------------------------------------------------------------------------
 
     def save_invoices(self, invoices: Iterable[Invoice]) -> None:
@@ -243,6 +201,14 @@ class StatusStore:
         for invoice in invoices:
             pipe.set(self.keys.payload(invoice.number), compress_invoice(invoice))
         self._call(pipe.execute)
+
+    def missing_invoices(self, numbers: Sequence[str]) -> list[str]:
+        """The numbers among ``numbers`` whose invoice has no kept copy, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for number in numbers:
+            pipe.exists(self.keys.payload(number))
+        found = cast(list[int], self._call(pipe.execute))
+        return [n for n, present in zip(numbers, found, strict=True) if not present]
 
     def load_invoice(self, number: str) -> Invoice:
         """The invoice model from its kept copy."""
@@ -262,7 +228,7 @@ class StatusStore:
 
     def item_and_source(self, run: str, item: str) -> tuple[ItemRecord | None, bytes | None]:
         """An item and its invoice's kept copy, in one round trip."""
-        number = item.rpartition("/")[0]
+        number = item_number(item)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.item(run, item))
         pipe.execute_command("GET", self.keys.payload(number), NEVER_DECODE=True)  # type: ignore[no-untyped-call]
@@ -318,31 +284,38 @@ class StatusStore:
         is made); ``drop_poll`` removes any poll of it. Both go in the same call.
         """
         fields.setdefault("updated", f"{time.time():.3f}")
+        keys = self.keys
         args: list[str] = [
-            self.keys.run(run) + ":",
             state.value,
             item,
             "1" if force else "0",
             kind,
             str(export_index),
-            f"{run}{POLL_SEPARATOR}{item}",
+            keys.poll_member(run, item),
             f"{time.time():.3f}",
             "drop" if drop_poll else ("" if poll is None else f"{poll:.3f}"),
         ]
         for name, value in fields.items():
             args += [name, value]
-        keys = [self.keys.item(run, item), self.keys.inflight, self.keys.polls]
-        result = cast(list[Any], self._call(self._transition, keys=keys, args=args))
+        names = [
+            keys.item(run, item),
+            keys.inflight,
+            keys.polls,
+            keys.kinds(run),
+            keys.by_export(run),
+            *keys.states(run),
+        ]
+        result = cast(list[Any], self._call(self._transition, keys=names, args=args))
         return bool(int(result[0]))
 
     # -- polls --------------------------------------------------------------------------
 
     def schedule_poll(self, run: str, item: str, due: float) -> None:
-        member = f"{run}{POLL_SEPARATOR}{item}"
+        member = self.keys.poll_member(run, item)
         self._call(self.redis.zadd, self.keys.polls, {member: due})
 
     def drop_poll(self, run: str, item: str) -> None:
-        self._call(self.redis.zrem, self.keys.polls, f"{run}{POLL_SEPARATOR}{item}")
+        self._call(self.redis.zrem, self.keys.polls, self.keys.poll_member(run, item))
 
     def claim_polls(self, *, now: float, limit: int, lease_s: float) -> list[tuple[str, str]]:
         """Take up to ``limit`` due polls; each is due again after the lease unless rescheduled."""
@@ -350,7 +323,7 @@ class StatusStore:
             list[str],
             self._call(self._claim, keys=[self.keys.polls], args=[now, limit, now + lease_s]),
         )
-        return [_split_member(member) for member in members]
+        return [self.keys.split_poll_member(member) for member in members]
 
     def polls_pending(self) -> int:
         return int(self._call(self.redis.zcard, self.keys.polls))
@@ -372,47 +345,38 @@ class StatusStore:
                 self._claim, keys=[self.keys.inflight], args=[older_than, limit, time.time()]
             ),
         )
-        return [_split_member(member) for member in members]
+        return [self.keys.split_poll_member(member) for member in members]
 
     def forget_inflight(self, run: str, item: str) -> None:
-        self._call(self.redis.zrem, self.keys.inflight, f"{run}{POLL_SEPARATOR}{item}")
+        self._call(self.redis.zrem, self.keys.inflight, self.keys.poll_member(run, item))
 
     def inflight_count(self) -> int:
         return int(self._call(self.redis.zcard, self.keys.inflight))
 
     def has_poll(self, run: str, item: str) -> bool:
-        member = f"{run}{POLL_SEPARATOR}{item}"
+        member = self.keys.poll_member(run, item)
         return self._call(self.redis.zscore, self.keys.polls, member) is not None
+
+    # -- the workers' heartbeats and health --------------------------------------------
+
+    def claim_beat(self, name: str, every_s: float) -> bool:
+        """Take the beat ``name`` for ``every_s`` seconds; False while another holds it.
+
+        One caller across all workers gets True per interval (SET NX with an expiry).
+        """
+        key = self.keys.beat(name)
+        return bool(self._call(self.redis.set, key, "1", nx=True, px=max(1, int(every_s * 1000))))
+
+    def ping(self) -> None:
+        """Return when Redis answers; raise :class:`TransientError` when it does not."""
+        self._call(self.redis.ping)
 
     # -- plumbing -----------------------------------------------------------------------
 
     @staticmethod
     def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with redis_errors("the status store"):
             return function(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise TransientError(f"the status store (Redis) is unreachable: {exc}") from exc
-        except redis.RedisError as exc:
-            raise TransientError(f"the status store (Redis) failed: {exc}") from exc
-
-
-def _split_member(member: str) -> tuple[str, str]:
-    run, _, item = member.partition(POLL_SEPARATOR)
-    return run, item
-
-
-def run_record_from_hash(run: str, raw: Mapping[str, str]) -> RunRecord:
-    known = {"total", "period", "created", "exports", "preview", "label"}
-    return RunRecord(
-        run=run,
-        period=raw.get("period", ""),
-        total=int(raw.get("total", 0)),
-        created=float(raw.get("created", 0)),
-        exports=list(json.loads(raw.get("exports", "[]"))),
-        preview=raw.get("preview") == "1",
-        label=raw.get("label", ""),
-        extra={k: v for k, v in raw.items() if k not in known},
-    )
 
 
 def open_store(settings: Settings) -> StatusStore:
@@ -420,18 +384,13 @@ def open_store(settings: Settings) -> StatusStore:
     return StatusStore(connect(settings.redis_url), prefix=settings.key_prefix)
 
 
-def connect(url: str) -> redis.Redis:
-    """A Redis client for the status store, answers decoded as text."""
-    return redis.Redis.from_url(
-        url, decode_responses=True, health_check_interval=30, socket_keepalive=True
-    )
-
-
 __all__ = [
     "ItemRecord",
+    "RunCounts",
     "RunRecord",
     "StatusStore",
     "connect",
     "open_store",
+    "redis_errors",
     "run_record_from_hash",
 ]

@@ -61,7 +61,7 @@ def run_cli(
         "HEEROS_API_TOKEN": "",
         "KEY": "client-key",
     }
-    monkeypatch.setattr(cli_module, "connect", lambda url: fake_redis)
+    monkeypatch.setattr(cli_module, "open_store", lambda settings: StatusStore(fake_redis))
     app = create_app(Settings(broker_url="memory://"))
     published(app)
     yield Cli(CliRunner(), env, StatusStore(fake_redis, prefix="hx"), app)

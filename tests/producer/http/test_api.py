@@ -19,7 +19,7 @@ from producer.http.api import create_api
 from producer.operations.samples import sample_invoices
 from worker.celery.app import create_app
 from worker.celery.tasks import SEND_QUEUE
-from worker.config.exports import ExportConfig, parse_export_config
+from worker.config import ExportConfig, parse_export_config
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
 from worker.documents.opterxml import serialize_invoice

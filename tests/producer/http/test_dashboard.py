@@ -14,10 +14,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from producer.http import dashboard
-from producer.http.dashboard import COOKIE, SESSION_S, Sessions, create_dashboard, safe_next
+from producer.http.auth import COOKIE, SESSION_S, Sessions, safe_next
+from producer.http.dashboard import create_dashboard
 from worker.celery.app import create_app
 from worker.config.settings import Settings
-from worker.heeros.texts import MESSAGE_INCOMPLETE, MESSAGE_NOT_CONFIRMED, validation_message
+from worker.errors import MESSAGE_INCOMPLETE, MESSAGE_NOT_CONFIRMED, validation_message
 from worker.state.keys import State, item_id
 from worker.state.store import RunRecord, StatusStore
 
@@ -124,6 +125,18 @@ def test_every_page_but_login_needs_a_session(
     expected = "/login?next=" if method == "get" else "/login"
     assert answer.headers["location"].startswith(expected)
     assert client.get(answer.headers["location"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", [f"/runs/{RUN}/items", f"/runs/{RUN}/items?state=failed&cursor=x", "/runs/x?requeued=y"]
+)
+def test_without_a_session_even_a_bad_query_goes_to_the_login(
+    client: TestClient, path: str
+) -> None:
+    answer = client.get(path, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
+    _login(client)
+    assert client.get(path).status_code == 422
 
 
 def test_a_wrong_token_is_refused(client: TestClient) -> None:

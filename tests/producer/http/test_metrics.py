@@ -6,11 +6,14 @@ import time
 
 import fakeredis
 import pytest
+from celery import Celery
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from producer.http.metrics import CONTENT_TYPE, create_metrics_router, escape, queue_lengths
+from producer.http.metrics import CONTENT_TYPE, create_metrics_router, escape
+from worker.celery.app import create_app
+from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK
 from worker.config.settings import Settings
 from worker.state.keys import State, item_id
 from worker.state.metrics import Metrics
@@ -20,16 +23,32 @@ TOKEN = "metrics-token-4417"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+def _broker(*, sends: int = 0, polls: int = 0) -> Celery:
+    """A Celery app on the in-memory broker holding that many waiting tasks."""
+    app = create_app(Settings(broker_url="memory://"))
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in (SEND_QUEUE, POLL_QUEUE):
+            channel.queue_declare(queue=queue)
+            channel.queue_purge(queue)  # the memory transport is shared by the process
+    for n in range(sends):
+        app.send_task(SEND_TASK, args=["R", f"{n}/0"], queue=SEND_QUEUE)
+    for _ in range(polls):
+        app.send_task(POLL_TASK, queue=POLL_QUEUE)
+    return app
+
+
 def _client(
     store: StatusStore,
     *,
     token: str | None = TOKEN,
     public: bool = False,
-    broker: fakeredis.FakeRedis | None = None,
+    broker: Celery | None = None,
 ) -> TestClient:
     settings = Settings(broker_url="memory://", api_token=token, key_prefix="t")
     app = FastAPI()
-    app.include_router(create_metrics_router(settings, store, broker=broker, public=public))
+    celery_app = broker or _broker()
+    app.include_router(create_metrics_router(settings, store, app=celery_app, public=public))
     return TestClient(app)
 
 
@@ -81,14 +100,11 @@ def test_the_exposition_parses_and_holds_every_family(
     metrics.observe_confirmation("Heeros (API)", 1.2)
     metrics.count_error("HTTP_503")
     metrics.count_retry("send")
-    fake_redis.rpush("heeros.send", "m1", "m2", "m3")
-    fake_redis.rpush("heeros.send\x06\x166", "m4")
-    fake_redis.rpush("heeros.poll", "p1")
     store.schedule_poll("R", "1/0", time.time())
     _run(store, "running", 4, 2)
     _run(store, "finished", 3, 3)
 
-    answer = _client(store, broker=fake_redis).get("/metrics", headers=AUTH)
+    answer = _client(store, broker=_broker(sends=4, polls=1)).get("/metrics", headers=AUTH)
     assert answer.status_code == 200
     assert answer.headers["content-type"] == CONTENT_TYPE
     text = answer.text
@@ -126,8 +142,8 @@ def test_an_empty_store_still_answers_every_gauge(store: StatusStore) -> None:
     samples = _samples(_client(store).get("/metrics", headers=AUTH).text)
     assert samples[("heeros_polls_pending", ())] == 0
     assert samples[("heeros_runs_in_progress", ())] == 0
-    # a broker that is not Redis (memory://) has no queue lengths to show
-    assert not any(name == "heeros_queue_length" for name, _ in samples)
+    assert samples[("heeros_queue_length", (("queue", "heeros.send"),))] == 0
+    assert samples[("heeros_queue_length", (("queue", "heeros.poll"),))] == 0
 
 
 def test_label_values_are_escaped(store: StatusStore, fake_redis: fakeredis.FakeRedis) -> None:
@@ -136,11 +152,6 @@ def test_label_values_are_escaped(store: StatusStore, fake_redis: fakeredis.Fake
     samples = _samples(_client(store).get("/metrics", headers=AUTH).text)
     key = ("heeros_invoices_total", (("export", 'odd "name"\\'), ("state", "exported")))
     assert samples[key] == 1
-
-
-def test_queue_lengths_is_one_round_trip(fake_redis: fakeredis.FakeRedis) -> None:
-    fake_redis.rpush("q", "a", "b")
-    assert queue_lengths(fake_redis, ["q", "empty"]) == {"q": 2, "empty": 0}
 
 
 def test_no_secret_in_the_scrape(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from worker.config.exports import (
+from worker.config import (
     Export,
     ExportConfig,
     load_export_config,

@@ -22,6 +22,7 @@ import pytest
 from lxml import etree
 
 from producer.operations.samples import finnish_reference, sample_invoices
+from worker.documents.encodings import Encoding
 from worker.documents.finvoice import (
     DEFAULT_TRANSFORM,
     SCHEMA_ERRORS_SHOWN,
@@ -44,8 +45,8 @@ from worker.documents.invoice import (
     InvoiceType,
     Seller,
 )
-from worker.documents.opterxml import Encoding, serialize_invoice
-from worker.errors import PermanentError, SchemaError, TransformError
+from worker.documents.opterxml import serialize_invoice
+from worker.errors import ConfigError, PermanentError, SchemaError, TransformError
 
 GOLDEN = Path(__file__).parent / "golden"
 # Read by this helper only: rewrites the golden files instead of comparing with them.
@@ -516,7 +517,7 @@ def test_iso_8859_15_document() -> None:
 
 
 def test_unknown_encoding_is_refused() -> None:
-    with pytest.raises(ValueError, match="encoding"):
+    with pytest.raises(ConfigError, match="encoding"):
         render_finvoice(consumer(), encoding="UTF-16")
 
 

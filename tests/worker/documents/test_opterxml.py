@@ -15,6 +15,7 @@ from lxml import etree
 from pydantic import BaseModel
 
 from producer.operations.samples import sample_invoice, sample_invoices
+from worker.documents.encodings import ENCODINGS, Encoding
 from worker.documents.invoice import (
     Address,
     BankAccount,
@@ -28,18 +29,13 @@ from worker.documents.invoice import (
     Seller,
     VatLine,
 )
-from worker.documents.opterxml import (
-    ENCODINGS,
-    NIL,
+from worker.documents.opterreader import (
     SCHEMA_FILE,
-    Encoding,
-    invoice_element,
     parse_invoice_xml,
-    pascal,
     read_invoice_file,
-    serialize_invoice,
     validate_invoice_xml,
 )
+from worker.documents.opterxml import NIL, invoice_element, pascal, serialize_invoice
 from worker.errors import InvoiceError, SchemaError
 
 SAMPLES = list(sample_invoices(200))

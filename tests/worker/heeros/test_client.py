@@ -25,7 +25,9 @@ from worker.errors import (
     LoginError,
     ValidationEntry,
 )
-from worker.heeros.client import HeerosClient, RemoteState, RemoteStatus, clear_token_cache
+from worker.heeros.client import HeerosClient
+from worker.heeros.remote import RemoteState, RemoteStatus
+from worker.heeros.sessions import clear_token_cache
 
 BASE_URL = "https://heeros.test/sales-invoice-service-v1"
 PREFIX = "/sales-invoice-service-v1"

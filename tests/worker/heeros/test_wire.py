@@ -10,13 +10,12 @@ import pytest
 
 from worker.config.starttext import SendOptions
 from worker.errors import ConfigError, InvoiceError, ValidationEntry
+from worker.heeros.httpvalues import DEFAULT_RETRY_AFTER, parse_retry_after
+from worker.heeros.remote import RemoteState, RemoteStatus
 from worker.heeros.wire import (
-    DEFAULT_RETRY_AFTER,
     STATUS_STATES,
     Failure,
     FailureKind,
-    RemoteState,
-    RemoteStatus,
     WireRequest,
     auth_headers,
     classify,
@@ -28,7 +27,6 @@ from worker.heeros.wire import (
     parse_accepted,
     parse_found,
     parse_login,
-    parse_retry_after,
     parse_status,
     send_request,
     status_request,

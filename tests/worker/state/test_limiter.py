@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import fakeredis
 import pytest
+import redis
 
 from worker.config.starttext import SendOptions
-from worker.errors import HeerosRateLimited, Throttled
-from worker.heeros.wire import RemoteState, RemoteStatus
+from worker.errors import HeerosRateLimited, Throttled, TransientError
+from worker.heeros.remote import RemoteState, RemoteStatus
 from worker.state.keys import Keys
 from worker.state.limiter import LimitedHeeros, Limits, TenantLimiter
+from worker.state.store import StatusStore
 
 
 def _limiter(redis: fakeredis.FakeRedis, **limits: float) -> TenantLimiter:
@@ -94,3 +96,28 @@ def test_permits_are_leased(fake_redis: fakeredis.FakeRedis) -> None:
     limiter = _limiter(fake_redis, concurrent=1, lease_s=-1)  # a lease already over
     with limiter.permit("A"), limiter.permit("A"):
         pass
+
+
+def test_a_lost_redis_is_transient_not_raw() -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    limiter = _limiter(fakeredis.FakeRedis(server=server, decode_responses=True), concurrent=1)
+    with pytest.raises(TransientError, match="request limiter") as info, limiter.permit("A"):
+        pass
+    assert isinstance(info.value.__cause__, redis.ConnectionError)
+    with pytest.raises(TransientError, match="request limiter"):
+        limiter.pause("A", 5)
+
+
+def test_a_limiter_of_a_store_keeps_its_keys(fake_redis: fakeredis.FakeRedis) -> None:
+    limiter = TenantLimiter.for_store(
+        StatusStore(fake_redis, prefix="t"), limits=Limits(per_second=5, concurrent=1)
+    )
+    with limiter.permit("OFF-CUST"):
+        limiter.pause("OFF-CUST", 1)
+        assert sorted(fake_redis.keys("*")) == [
+            "t:limit:OFF-CUST:inflight",
+            "t:limit:OFF-CUST:pause",
+            "t:limit:OFF-CUST:rate",
+        ]
+    assert not fake_redis.exists("t:limit:OFF-CUST:inflight")  # the place is given back

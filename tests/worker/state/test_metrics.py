@@ -8,17 +8,9 @@ import fakeredis
 import pytest
 import redis
 
-from worker.errors import (
-    ConfirmationTimeout,
-    HeerosRateLimited,
-    HeerosRefusedError,
-    HeerosUnavailable,
-    HeerosValidationError,
-    InvoiceError,
-    LoginError,
-    TransientError,
-)
-from worker.state.metrics import BUCKETS, Metrics, bucket_label, error_code
+from worker.errors import TransientError
+from worker.state.metrics import BUCKETS, Metrics, bucket_label
+from worker.state.store import StatusStore
 
 
 @pytest.fixture
@@ -183,19 +175,24 @@ def test_counts_kept_through_a_failed_flush(fake_redis: fakeredis.FakeRedis) -> 
     assert metrics.read().retries == {"send": 1}
 
 
-@pytest.mark.parametrize(
-    ("error", "code"),
-    [
-        (LoginError("no"), "LOGIN"),
-        (HeerosValidationError("v", invoice_number="1", entries=[]), "VALIDATION"),
-        (HeerosRefusedError("DUPLICATE_REFERENCE", "twice"), "DUPLICATE_REFERENCE"),
-        (HeerosUnavailable("down", status_code=503), "HTTP_503"),
-        (HeerosUnavailable("timeout"), "UNAVAILABLE"),
-        (HeerosRateLimited(2.0), "RATE_LIMITED"),
-        (InvoiceError("bad"), None),
-        (ConfirmationTimeout("X"), None),
-        (TransientError("redis"), None),
-    ],
-)
-def test_error_codes(error: Any, code: str | None) -> None:
-    assert error_code(error) == code
+def test_a_read_from_a_lost_redis_is_transient() -> None:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    metrics = Metrics(fakeredis.FakeRedis(server=server, decode_responses=True), prefix="t")
+    with pytest.raises(TransientError, match="metrics store") as info:
+        metrics.read()
+    assert isinstance(info.value.__cause__, redis.ConnectionError)
+
+
+def test_a_failed_read_is_transient(metrics: Metrics, fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.set("t:metrics:errors", "not a hash")
+    with pytest.raises(TransientError, match="metrics store") as info:
+        metrics.read()
+    assert isinstance(info.value.__cause__, redis.ResponseError)
+
+
+def test_metrics_of_a_store_live_under_its_prefix(fake_redis: fakeredis.FakeRedis) -> None:
+    store = StatusStore(fake_redis, prefix="s")
+    Metrics.for_store(store).count_retry("poll")
+    assert fake_redis.hgetall("s:metrics:retries") == {"poll": "1"}
+    assert Metrics(fake_redis, prefix="s").read().retries == {"poll": 1}

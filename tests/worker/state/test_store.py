@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import time
+
 import fakeredis
 import pytest
+import redis
 
 from producer.operations.samples import sample_invoices
 from worker.documents.keptcopy import compress_invoice
@@ -144,3 +147,81 @@ def test_unfinished_items_are_indexed_until_final(store: StatusStore) -> None:
     assert store.stale_items(older_than=100.0, limit=10) == []
     store.forget_inflight("R1", items[1])
     assert store.inflight_count() == 1
+
+
+def _down() -> StatusStore:
+    server = fakeredis.FakeServer()
+    server.connected = False
+    return StatusStore(fakeredis.FakeRedis(server=server, decode_responses=True), prefix="t")
+
+
+def test_ping_answers_or_raises_transient(store: StatusStore) -> None:
+    store.ping()
+    with pytest.raises(TransientError, match="status store") as info:
+        _down().ping()
+    assert isinstance(info.value.__cause__, redis.ConnectionError)
+
+
+def test_a_beat_is_taken_once_per_interval_across_stores() -> None:
+    server = fakeredis.FakeServer()
+    one, other = (
+        StatusStore(fakeredis.FakeRedis(server=server, decode_responses=True), prefix="t")
+        for _ in range(2)
+    )
+    assert one.claim_beat("sweep", 0.2)
+    assert not other.claim_beat("sweep", 0.2)
+    assert not one.claim_beat("sweep", 0.2)
+    assert other.claim_beat("poll", 0.2)  # beats are apart
+    time.sleep(0.3)
+    taken = [one.claim_beat("sweep", 0.2), other.claim_beat("sweep", 0.2)]
+    assert taken == [True, False]
+
+
+def test_a_beat_on_a_lost_redis_is_transient() -> None:
+    with pytest.raises(TransientError):
+        _down().claim_beat("sweep", 30)
+
+
+def test_missing_invoices_are_those_without_a_kept_copy(store: StatusStore) -> None:
+    _run(store, 2)
+    assert store.missing_invoices(["100002", "404", "100001", "405"]) == ["404", "405"]
+    assert store.missing_invoices([]) == []
+
+
+def test_runs_in_progress_counts_unfinished_runs_and_polls(store: StatusStore) -> None:
+    items = _run(store, 2)
+    store.create_run(RunRecord(run="R2", period="P", total=1, created=2.0, exports=["E"]), [], {})
+    store.transition("R2", "1/0", State.EXPORTED, export_index=0)
+    store.schedule_poll("R1", items[0], 10.0)
+    assert store.recent_run_ids(5) == ["R2", "R1"]
+    assert store.runs_in_progress(limit=5) == (1, 1)
+    assert store.runs_in_progress(limit=1) == (0, 1)
+    for item in items:
+        store.transition("R1", item, State.FAILED, export_index=0, kind="login")
+    assert store.runs_in_progress(limit=5) == (0, 1)
+
+
+def test_run_counts_read_the_counters(store: StatusStore) -> None:
+    items = _run(store, 3, exports=["E", "F"])
+    store.transition("R1", items[0], State.FAILED, export_index=0, kind="login")
+    counts = store.run_counts("R1")
+    assert counts is not None
+    assert counts.record.exports == ["E", "F"]
+    assert counts.states[State.QUEUED] == 2 and counts.states[State.FAILED] == 1
+    assert list(counts.states) == list(State)
+    assert counts.kinds == {"login": 1}
+    assert counts.by_export == {(0, "queued"): 2, (0, "failed"): 1}
+    assert store.run_counts("nope") is None
+
+
+def test_reads_of_a_lost_redis_are_transient() -> None:
+    down = _down()
+    for read in (
+        lambda: down.run_counts("R"),
+        lambda: down.recent_run_ids(5),
+        lambda: down.runs_in_progress(limit=5),
+        lambda: down.scan_members("R", State.FAILED, cursor=0, count=5),
+        lambda: down.missing_invoices(["1"]),
+    ):
+        with pytest.raises(TransientError):
+            read()

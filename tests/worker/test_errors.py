@@ -1,10 +1,17 @@
-"""The texts a user sees, checked word for word against the contract page."""
+"""The error tree: each error's kind, metrics code and the text a user sees, word for word."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from worker.errors import (
+    MESSAGE_INCOMPLETE,
+    MESSAGE_LOGIN_FAILED,
+    MESSAGE_NOT_CONFIRMED,
+    MESSAGE_SEND_REFUSED,
+    MESSAGE_VALIDATION,
     ConfigError,
     ConfirmationTimeout,
     ExportError,
@@ -14,19 +21,13 @@ from worker.errors import (
     HeerosValidationError,
     InvoiceError,
     InvoiceIncomplete,
+    Kind,
     LoginError,
     PermanentError,
     SchemaError,
     TransformError,
+    TransientError,
     ValidationEntry,
-)
-from worker.heeros.texts import (
-    MESSAGE_INCOMPLETE,
-    MESSAGE_LOGIN_FAILED,
-    MESSAGE_NOT_CONFIRMED,
-    MESSAGE_SEND_REFUSED,
-    MESSAGE_VALIDATION,
-    user_message,
     validation_message,
 )
 
@@ -63,26 +64,26 @@ def test_templates_are_the_contract_texts() -> None:
 
 
 def test_login_error_gives_message_1() -> None:
-    assert user_message(LoginError("anything"), invoice_number="1001") == CONTRACT_1
+    assert LoginError("anything").user_message("1001") == CONTRACT_1
 
 
 def test_refused_gives_message_2_with_code_and_message() -> None:
     error = HeerosRefusedError("NOT_FOUND", "No such invoice")
-    assert user_message(error, invoice_number="1001") == (
+    assert error.user_message("1001") == (
         "It was not possible to send the invoice to Heeros. Error code from Heeros: "
         "NOT_FOUND. Error message from Heeros: No such invoice"
     )
 
 
 def test_incomplete_gives_message_3_with_the_heeros_id() -> None:
-    assert user_message(InvoiceIncomplete("H-77"), invoice_number="1001") == (
+    assert InvoiceIncomplete("H-77").user_message("1001") == (
         "The invoice has been sent but it could not be processed in Heeros because it is "
         "incomplete. Please check incomplete invoices in Heeros. Invoice ID in Heeros: H-77."
     )
 
 
 def test_confirmation_timeout_gives_message_4_with_the_heeros_id() -> None:
-    assert user_message(ConfirmationTimeout("H-78"), invoice_number="1001") == (
+    assert ConfirmationTimeout("H-78").user_message("1001") == (
         "The invoice has been sent but it could not be confirmed within the time limit. "
         "Please check incomplete invoices in Heeros to see if it has been registered and its "
         "current status. Invoice ID in Heeros: H-78."
@@ -96,32 +97,30 @@ def test_validation_gives_message_5_with_number_and_count() -> None:
         "It was not possible to send the invoice 2002 to Heeros due to validation errors. "
         "Number of errors: 3. Please contact Opter support."
     )
-    assert user_message(error, invoice_number="2002") == expected
+    assert error.user_message("2002") == expected
     assert validation_message("2002", 3) == expected
 
 
 def test_validation_with_no_entries_counts_zero() -> None:
     error = HeerosValidationError("ignored", invoice_number="2003", entries=[])
-    assert "Number of errors: 0." in user_message(error, invoice_number="2003")
+    assert "Number of errors: 0." in error.user_message("2003")
 
 
 def test_unavailable_without_status_uses_code_unavailable() -> None:
     error = HeerosUnavailable("Heeros could not be reached (ConnectError)")
-    assert user_message(error, invoice_number="1") == CONTRACT_2.format(
+    assert error.user_message("1") == CONTRACT_2.format(
         "UNAVAILABLE", "Heeros could not be reached (ConnectError)"
     )
 
 
 def test_unavailable_with_status_uses_http_code() -> None:
     error = HeerosUnavailable("Heeros answered HTTP 503", status_code=503)
-    assert user_message(error, invoice_number="1") == CONTRACT_2.format(
-        "HTTP_503", "Heeros answered HTTP 503"
-    )
+    assert error.user_message("1") == CONTRACT_2.format("HTTP_503", "Heeros answered HTTP 503")
 
 
 def test_rate_limited_uses_code_rate_limited() -> None:
     error = HeerosRateLimited(2.5)
-    assert user_message(error, invoice_number="1") == CONTRACT_2.format(
+    assert error.user_message("1") == CONTRACT_2.format(
         "RATE_LIMITED", "Heeros asked to slow down for 2.5 s"
     )
 
@@ -136,12 +135,49 @@ def test_rate_limited_uses_code_rate_limited() -> None:
     ],
 )
 def test_local_failures_name_the_invoice_and_the_reason(error: ExportError) -> None:
-    assert user_message(error, invoice_number="3003") == (
-        f"The invoice 3003 could not be exported: {error}"
-    )
+    assert error.user_message("3003") == (f"The invoice 3003 could not be exported: {error}")
 
 
 def test_an_unlisted_export_error_still_names_the_invoice() -> None:
-    assert user_message(PermanentError(), invoice_number="4004") == (
+    assert PermanentError().user_message("4004") == (
         "The invoice 4004 could not be exported: PermanentError"
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (LoginError("no"), "LOGIN"),
+        (HeerosValidationError("v", invoice_number="1", entries=[]), "VALIDATION"),
+        (HeerosRefusedError("DUPLICATE_REFERENCE", "twice"), "DUPLICATE_REFERENCE"),
+        (HeerosUnavailable("down", status_code=503), "HTTP_503"),
+        (HeerosUnavailable("timeout"), "UNAVAILABLE"),
+        (HeerosRateLimited(2.0), "RATE_LIMITED"),
+        (InvoiceError("bad"), None),
+        (ConfirmationTimeout("X"), None),
+        (TransientError("redis"), None),
+    ],
+)
+def test_error_codes(error: Any, code: str | None) -> None:
+    assert error.code == code
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (LoginError("no"), Kind.LOGIN),
+        (HeerosValidationError("v", invoice_number="1", entries=[]), Kind.VALIDATION),
+        (HeerosRefusedError("DUPLICATE_REFERENCE", "twice"), Kind.REFUSED),
+        (InvoiceError("bad"), Kind.INVOICE),
+        (TransformError("xslt"), Kind.TRANSFORM),
+        (SchemaError("xsd"), Kind.SCHEMA),
+        (ConfigError("toml"), Kind.CONFIG),
+        (HeerosUnavailable("down", status_code=503), Kind.UNAVAILABLE),
+        (TransientError("redis"), Kind.UNAVAILABLE),
+        (HeerosRateLimited(2.0), Kind.RATE_LIMITED),
+        (ConfirmationTimeout("X"), Kind.OTHER),
+        (PermanentError("other"), Kind.OTHER),
+    ],
+)
+def test_each_error_carries_its_kind(error: ExportError, kind: Kind) -> None:
+    assert error.kind is kind

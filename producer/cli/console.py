@@ -1,0 +1,118 @@
+"""What the command line prints: run lines, the live progress bar, summaries, errors.
+
+Standard output carries only what a script reads (a run id, JSON); everything for
+a person goes to standard error or is drawn by rich.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from producer.operations.actions import run_warnings
+from producer.operations.views import RunAccepted
+from worker.state.aggregator import RunState, RunSummary, problems, summarize
+from worker.state.store import StatusStore
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def report(accepted: RunAccepted, *, out_dir: Path | None = None) -> None:
+    """What a run did, on standard error; standard output gets only the run id."""
+    for rejection in accepted.rejected:
+        errors.print(f"[red]refused:[/red] {rejection.reason}", highlight=False)
+    for warning in accepted.warnings:
+        errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if accepted.preview:
+        where = f" in {out_dir}" if out_dir is not None else ""
+        errors.print(
+            f"preview run {accepted.run}: nothing was sent; {accepted.total - accepted.failed} "
+            f"Finvoice documents built{where} (a folder per export when there are several), "
+            f"{accepted.failed} failed",
+            highlight=False,
+        )
+    verb = "would go" if accepted.preview else "go"
+    for name, count in accepted.per_export.items():
+        errors.print(f"  {count} invoices {verb} to export {name}", highlight=False)
+    print(accepted.run)
+
+
+def fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def line(summary: RunSummary) -> str:
+    colour = {"complete": "green", "failed": "grey62", "running": "cyan"}[summary.state.value]
+    return (
+        f"[{colour}]{summary.run:<16}[/{colour}] {summary.period:<10} "
+        f"total {summary.total:>7}  exported {summary.exported:>7}  "
+        f"failed {summary.failed:>6}  in progress {summary.in_progress:>6}  "
+        f"{summary.state.value}"
+    )
+
+
+def show_progress(
+    store: StatusStore, run: str, *, interval: float = 0.5, timeout: float | None = None
+) -> RunSummary:
+    """Opter's export window: exported / total, green when complete, grey when failed."""
+    summary = summarize(store, run)
+    if summary is None:
+        raise fail(f"no run {run!r}")
+    started = time.monotonic()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(complete_style="cyan", finished_style="green"),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"run {run}", total=summary.total)
+        while True:
+            summary = summarize(store, run)
+            assert summary is not None
+            done = summary.exported + summary.failed
+            progress.update(
+                task,
+                completed=done,
+                description=f"run {run}: {summary.exported} exported, {summary.failed} failed",
+            )
+            if summary.state is not RunState.RUNNING:
+                if summary.state is RunState.FAILED:
+                    bar = progress.columns[1]
+                    assert isinstance(bar, BarColumn)
+                    bar.finished_style = "grey50"
+                    progress.refresh()
+                break
+            if timeout is not None and time.monotonic() - started > timeout:
+                break
+            time.sleep(interval)
+    return summary
+
+
+def print_summary(store: StatusStore, summary: RunSummary) -> None:
+    colour = {"complete": "green", "failed": "grey62", "running": "cyan"}[summary.state.value]
+    console.print(f"[{colour}]{summary.statement}[/{colour}]", highlight=False)
+    for name, counts in summary.by_export.items():
+        console.print(
+            f"  export {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+            highlight=False,
+        )
+    kept = store.run_record(summary.run)
+    for warning in run_warnings(kept.extra) if kept else []:
+        console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+    if summary.failed:
+        for record in problems(store, summary.run, count=20):
+            console.print(
+                f"  [red]{record.number}[/red] ({record.state.value}): {record.message}",
+                highlight=False,
+            )
+
+
+__all__ = ["console", "errors", "fail", "line", "print_summary", "report", "show_progress"]

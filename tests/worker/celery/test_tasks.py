@@ -1,0 +1,375 @@
+"""The thin tasks: what each decides (result, retry and countdown) and what it records.
+
+Each task runs through its ``run``, as delivered (a request pushed as a worker pushes
+it), on a runtime with a fakeredis store and a Heeros behind ``httpx.MockTransport``.
+The app's broker is kombu's in-memory transport, so a retry or a fan-out is a real
+message, read back as a worker reads it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from celery import Celery, Task
+from celery.exceptions import Retry
+from celery.worker.request import Request
+
+from producer.operations.samples import sample_invoices
+from worker.celery.app import create_app
+from worker.celery.queues import queue_lengths
+from worker.celery.runtime import Runtime
+from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
+from worker.config import parse_export_config
+from worker.config.settings import Settings
+from worker.documents.keptcopy import compress_invoice
+from worker.heeros.sessions import clear_token_cache
+from worker.state.keys import State, item_id
+from worker.state.store import RunRecord, StatusStore
+
+RUN = "2026-11-0001"
+TENANT = "29010-00079"
+CONFIG = """
+[[exports]]
+name = "Heeros (API)"
+type = "XmlSerializer"
+encoding = "UTF-8"
+customer_code = "00079"
+office_code = "29010"
+start_text = "MoveOnlyToLedger=true"
+one_file_per_invoice = true
+transform = "finvoice-3.0"
+[exports.file_transfer]
+method = "Heeros API"
+client_identity = "demo"
+client_key_env = "KEY"
+
+[[groups]]
+name = "G"
+exports = ["Heeros (API)"]
+default = true
+"""
+SETTINGS = Settings(
+    broker_url="memory://",
+    base_url="https://heeros.test/api",
+    retry_max=3,
+    retry_base_s=2,
+    retry_max_s=10,
+    poll_batch=5,
+    sweep_after_s=100,
+    tenant_rps=0,
+    tenant_concurrency=0,
+)
+
+
+class ScriptedHeeros:
+    """Heeros answering from a script; records every request but the logins."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.send_answer = httpx.Response(202, json={"invoiceId": "H-1", "status": "RECEIVED"})
+        self.status_answer = httpx.Response(200, json={"invoiceId": "H-1", "status": "TO_LEDGER"})
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/auth/login"):
+            return httpx.Response(200, json={"token": "t", "expiresIn": 3600})
+        self.requests.append(request)
+        if request.method == "POST":
+            return self.send_answer
+        if request.url.path.endswith("/sales-invoices"):
+            return httpx.Response(200, json={"items": []})
+        return self.status_answer
+
+
+@pytest.fixture
+def heeros() -> Iterator[ScriptedHeeros]:
+    clear_token_cache()
+    yield ScriptedHeeros()
+    clear_token_cache()
+
+
+@pytest.fixture
+def runtime(store: StatusStore, heeros: ScriptedHeeros) -> Runtime:
+    config = parse_export_config(CONFIG, environ={"KEY": "tasks-key-0071"})
+    return Runtime(SETTINGS, config=config, store=store, transport=httpx.MockTransport(heeros))
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Iterator[Celery]:
+    application = create_app(SETTINGS, runtime=runtime)
+    _purge(application)
+    yield application
+    _purge(application)
+    application.close()
+
+
+@pytest.fixture
+def items(store: StatusStore) -> list[str]:
+    """A run of three invoices, queued, their kept copies stored."""
+    invoices = list(sample_invoices(3))
+    store.create_run(
+        RunRecord(
+            run=RUN, period="2026-11", total=3, created=time.time(), exports=["Heeros (API)"]
+        ),
+        [(item_id(invoice.number, 0), invoice.number, 0) for invoice in invoices],
+        {invoice.number: compress_invoice(invoice) for invoice in invoices},
+    )
+    return [item_id(invoice.number, 0) for invoice in invoices]
+
+
+def _purge(app: Celery) -> None:
+    with app.connection_for_write() as connection:
+        for queue in (SEND_QUEUE, POLL_QUEUE):
+            connection.default_channel.queue_purge(queue)
+
+
+def taken(app: Celery, queue: str) -> list[Request]:
+    """Every message waiting in ``queue``, read as a worker reads it."""
+    requests = []
+    with app.connection_for_read() as connection, connection.SimpleQueue(queue) as waiting:
+        while waiting.qsize():
+            message = waiting.get(timeout=1)
+            requests.append(Request(message, app=app))
+            message.ack()
+    return requests
+
+
+@contextmanager
+def delivered(task: Task[Any, Any], *args: Any, **kwargs: Any) -> Iterator[None]:
+    """The task's request as a worker sets it for a message from its queue."""
+    task.push_request(
+        id=str(uuid.uuid4()),
+        args=list(args),
+        kwargs=kwargs,
+        retries=0,
+        called_directly=False,
+        is_eager=False,
+        delivery_info={"exchange": "", "routing_key": SEND_QUEUE},
+    )
+    try:
+        yield
+    finally:
+        task.pop_request()
+
+
+def send(app: Celery, item: str, failures: int = 0) -> Any:
+    task = app.tasks[SEND_TASK]
+    with delivered(task, RUN, item, failures=failures):
+        return task.run(RUN, item, failures=failures)
+
+
+def retried(app: Celery, item: str, failures: int = 0) -> Retry:
+    with pytest.raises(Retry) as raised:
+        send(app, item, failures)
+    return raised.value
+
+
+def test_a_send_records_the_invoice_as_sent(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    assert send(app, items[0]) == "sent"
+    record = runtime.store.item(RUN, items[0])
+    assert record is not None
+    assert (record.state, record.heeros_id, record.attempts) == (State.SENT, "H-1", 1)
+    assert runtime.store.has_poll(RUN, items[0])
+    assert len(heeros.requests) == 1
+    assert taken(app, SEND_QUEUE) == []  # nothing queued again
+
+
+def test_a_second_delivery_sends_nothing(
+    app: Celery, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    send(app, items[0])
+    assert send(app, items[0]) == "skipped"
+    assert len(heeros.requests) == 1
+
+
+def test_a_transient_failure_is_retried_after_a_growing_delay(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    heeros.send_answer = httpx.Response(503, json={})
+    first = retried(app, items[0], failures=0)
+    # base 2 s doubled per failure, with jitter between half and all of it
+    assert first.when is not None and 1.0 <= float(first.when) <= 2.0
+    assert first.sig is not None and first.sig.kwargs == {"failures": 1}
+    third = retried(app, items[0], failures=2)
+    assert third.when is not None and 4.0 <= float(third.when) <= 8.0
+    assert third.sig is not None and third.sig.kwargs == {"failures": 3}
+
+    record = runtime.store.item(RUN, items[0])
+    assert record is not None and record.state is State.SENDING
+    runtime.metrics.flush()
+    figures = runtime.metrics.read()
+    assert figures.retries == {"send": 2}
+    assert figures.errors == {"HTTP_503": 2}
+
+
+def test_the_retry_is_a_message_a_worker_takes_later(
+    app: Celery, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    heeros.send_answer = httpx.Response(503, json={})
+    before = time.time()
+    retried(app, items[1])
+    (request,) = taken(app, SEND_QUEUE)
+    assert request.task_name == SEND_TASK
+    assert (tuple(request.args), request.kwargs) == ((RUN, items[1]), {"failures": 1})
+    assert request.eta is not None
+    assert before + 1.0 <= request.eta.timestamp() <= time.time() + 2.0
+
+
+def test_after_the_last_retry_the_invoice_fails(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    heeros.send_answer = httpx.Response(503, json={})
+    assert send(app, items[0], failures=SETTINGS.retry_max) == "failed"
+    record = runtime.store.item(RUN, items[0])
+    assert record is not None and record.state is State.FAILED
+    assert record.message is not None
+    assert record.message.startswith(
+        "It was not possible to send the invoice to Heeros. Error code from Heeros: HTTP_503."
+    )
+    assert taken(app, SEND_QUEUE) == []
+    runtime.metrics.flush()
+    assert runtime.metrics.read().retries == {}
+
+
+def test_a_rate_limit_waits_at_least_as_long_as_heeros_asked(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    heeros.send_answer = httpx.Response(429, headers={"Retry-After": "50"}, json={})
+    retry = retried(app, items[0])
+    # retry_max_s is 10 s: only Heeros's Retry-After makes it 50
+    assert retry.when == 50
+    assert retry.sig is not None and retry.sig.kwargs == {"failures": 1}
+
+
+def test_a_send_held_back_by_the_tenant_limits_waits_without_failing(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    runtime.limiter.pause(TENANT, 30)  # as after another worker's 429
+    retry = retried(app, items[0], failures=2)
+    assert retry.when is not None and 29.0 <= float(retry.when) <= 30.25
+    assert retry.sig is not None and retry.sig.kwargs == {"failures": 2}  # not one more
+    assert heeros.requests == []
+    record = runtime.store.item(RUN, items[0])
+    assert record is not None and record.held
+    runtime.metrics.flush()
+    assert runtime.metrics.read().retries == {}
+
+
+def test_an_invoice_heeros_refuses_fails_at_once(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    heeros.send_answer = httpx.Response(
+        400,
+        json={
+            "errorCode": "VALIDATION_FAILED",
+            "errorMessage": "bad",
+            "validationErrors": [{"path": "a", "message": "x"}],
+        },
+    )
+    assert send(app, items[0]) == "failed"
+    record = runtime.store.item(RUN, items[0])
+    assert record is not None and (record.state, record.kind) == (State.FAILED, "validation")
+    assert taken(app, SEND_QUEUE) == []
+
+
+def test_an_export_without_its_key_fails_the_invoice_with_the_reason(
+    store: StatusStore, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    config = parse_export_config(CONFIG, environ={})
+    runtime = Runtime(SETTINGS, config=config, store=store, transport=httpx.MockTransport(heeros))
+    app = create_app(SETTINGS, runtime=runtime)
+    try:
+        assert send(app, items[0]) == "failed"
+    finally:
+        app.close()
+    record = store.item(RUN, items[0])
+    assert record is not None and record.state is State.FAILED
+    assert record.message is not None and "no Heeros client key" in record.message
+    assert heeros.requests == []
+
+
+def _sent(app: Celery, runtime: Runtime, items: list[str]) -> None:
+    for item in items:
+        assert send(app, item) == "sent"
+        runtime.store.schedule_poll(RUN, item, time.time() - 1)  # due now
+
+
+def test_a_poll_ends_the_invoices_heeros_has_taken(
+    app: Celery, runtime: Runtime, items: list[str]
+) -> None:
+    _sent(app, runtime, items[:2])
+    assert app.tasks[POLL_TASK].run() == 2
+    for item in items[:2]:
+        record = runtime.store.item(RUN, item)
+        assert record is not None and record.state is State.EXPORTED
+    assert runtime.store.polls_pending() == 0
+    assert queue_lengths(app, [POLL_QUEUE]) == {POLL_QUEUE: 0}  # no fan-out
+
+
+def test_a_full_batch_of_polls_starts_two_more_poll_tasks(
+    store: StatusStore, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    settings = SETTINGS.model_copy(update={"poll_batch": 2})
+    config = parse_export_config(CONFIG, environ={"KEY": "tasks-key-0071"})
+    runtime = Runtime(settings, config=config, store=store, transport=httpx.MockTransport(heeros))
+    app = create_app(settings, runtime=runtime)
+    try:
+        _sent(app, runtime, items)
+        assert app.tasks[POLL_TASK].run() == 2
+        fanned = taken(app, POLL_QUEUE)
+        assert [request.task_name for request in fanned] == [POLL_TASK, POLL_TASK]
+        assert runtime.store.polls_pending() == 1
+    finally:
+        _purge(app)
+        app.close()
+
+
+def test_a_poll_heeros_cannot_answer_is_counted_and_asked_again(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    _sent(app, runtime, items[:1])
+    heeros.status_answer = httpx.Response(503, json={})
+    assert app.tasks[POLL_TASK].run() == 1  # not raised: the batch goes on
+    record = runtime.store.item(RUN, items[0])
+    assert record is not None and record.state is State.SENT
+    assert runtime.store.has_poll(RUN, items[0])
+    runtime.metrics.flush()
+    assert runtime.metrics.read().retries == {"poll": 1}
+
+
+def _untouched_since(store: StatusStore, item: str, when: float) -> None:
+    store.redis.zadd(store.keys.inflight, {store.keys.poll_member(RUN, item): when})
+
+
+def test_the_sweep_queues_again_what_no_task_holds(
+    app: Celery, runtime: Runtime, items: list[str]
+) -> None:
+    queued, sent, done = items
+    send(app, sent)
+    runtime.store.drop_poll(RUN, sent)  # its poll was lost
+    runtime.store.transition(RUN, done, State.EXPORTED, export_index=0)
+    for item in items:
+        _untouched_since(runtime.store, item, time.time() - 150)  # stale after 100 s
+
+    assert app.tasks[SWEEP_TASK].run() == 2
+    (again,) = taken(app, SEND_QUEUE)
+    assert (again.task_name, tuple(again.args)) == (SEND_TASK, (RUN, queued))
+    assert runtime.store.has_poll(RUN, sent)
+    assert runtime.store.inflight_count() == 2  # the exported one is forgotten
+
+
+def test_while_sends_wait_in_the_queue_the_sweep_waits_longer(
+    app: Celery, runtime: Runtime, items: list[str]
+) -> None:
+    app.tasks[SEND_TASK].apply_async((RUN, items[1]))  # a backlog of one
+    _untouched_since(runtime.store, items[0], time.time() - 150)
+    assert app.tasks[SWEEP_TASK].run() == 0  # 150 s is not stale with a backlog
+    _untouched_since(runtime.store, items[0], time.time() - 450)
+    assert app.tasks[SWEEP_TASK].run() == 1

@@ -1,0 +1,236 @@
+"""The Redis layout: the key strings deployments hold, and the table that documents them."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import fakeredis
+from hypothesis import given
+from hypothesis import strategies as st
+
+import worker.state.keys
+from producer.operations.samples import sample_invoices
+from worker.documents.keptcopy import compress_invoice
+from worker.state.keys import (
+    FINAL_RANK,
+    FINAL_STATES,
+    Keys,
+    State,
+    by_export_field,
+    item_id,
+    item_number,
+    split_by_export_field,
+    split_item,
+)
+from worker.state.limiter import Limits, TenantLimiter
+from worker.state.metrics import Metrics
+from worker.state.scripts import TRANSITION
+from worker.state.store import RunRecord, StatusStore
+
+RUN = "2026-11-0001"
+
+# Written out in full, not built with `Keys`: these are the strings running deployments
+# hold, so a change to any of them has to show up here.
+LAYOUT = {
+    "t:runseq:2026-11": "string",
+    "t:period:2026-11": "string",
+    "t:period:2026-11:invoices": "set",
+    "t:runs": "zset",
+    f"t:run:{RUN}": "hash",
+    f"t:run:{RUN}:s:queued": "set",
+    f"t:run:{RUN}:s:sent": "set",
+    f"t:run:{RUN}:s:exported": "set",
+    f"t:run:{RUN}:s:failed": "set",
+    f"t:run:{RUN}:kinds": "hash",
+    f"t:run:{RUN}:byexport": "hash",
+    f"t:item:{RUN}:100001/0": "hash",
+    f"t:item:{RUN}:100001/1": "hash",
+    f"t:item:{RUN}:100002/0": "hash",
+    f"t:item:{RUN}:100002/1": "hash",
+    f"t:item:{RUN}:100003/0": "hash",
+    f"t:item:{RUN}:100003/1": "hash",
+    "t:payload:100001": "string",
+    "t:payload:100002": "string",
+    "t:payload:100003": "string",
+    "t:polls": "zset",
+    "t:inflight": "zset",
+    "t:metrics:invoices": "hash",
+    "t:metrics:send": "hash",
+    "t:metrics:confirmation": "hash",
+    "t:metrics:errors": "hash",
+    "t:metrics:retries": "hash",
+    "t:limit:OFF-CUST:inflight": "zset",
+    "t:limit:OFF-CUST:rate": "string",
+    "t:limit:OFF-CUST:pause": "string",
+    "t:beat:sweep": "string",
+    "t:beat:poll": "string",
+}
+
+
+def _live_a_run(store: StatusStore) -> None:
+    """A run's life through every writer of the state package."""
+    run = store.next_run_id("2026-11")
+    assert run == RUN
+    assert store.claim_period("2026-11", run)
+    invoices = list(sample_invoices(3))
+    store.add_period_invoices("2026-11", [i.number for i in invoices])
+    items = [(item_id(i.number, n), i.number, n) for i in invoices for n in (0, 1)]
+    store.create_run(
+        RunRecord(run=run, period="2026-11", total=6, created=1.0, exports=["A", "B"]),
+        items,
+        {i.number: compress_invoice(i) for i in invoices},
+    )
+    store.transition(run, "100001/0", State.SENDING, export_index=0)
+    store.transition(run, "100001/0", State.SENT, export_index=0, poll=time.time() + 5)
+    store.transition(run, "100001/0", State.EXPORTED, export_index=0, drop_poll=True)
+    store.transition(run, "100001/1", State.FAILED, export_index=1, kind="validation")
+    store.transition(run, "100002/0", State.SENDING, export_index=0)
+    store.transition(run, "100002/0", State.SENT, export_index=0, poll=time.time() + 5)
+    metrics = Metrics.for_store(store)
+    metrics.count_final("A", "exported")
+    metrics.observe_send("A", 0.3)
+    metrics.observe_confirmation("A", 2.0)
+    metrics.count_error("VALIDATION")
+    metrics.count_retry("send")
+    assert store.claim_beat("sweep", 30)
+    assert store.claim_beat("poll", 0.9)
+
+
+def test_the_keys_written_are_the_documented_layout(fake_redis: fakeredis.FakeRedis) -> None:
+    store = StatusStore(fake_redis, prefix="t")
+    limiter = TenantLimiter.for_store(store, limits=Limits(per_second=10, concurrent=2))
+    with limiter.permit("OFF-CUST"):
+        _live_a_run(store)
+        limiter.pause("OFF-CUST", 5)
+        written = {key: fake_redis.type(key) for key in fake_redis.keys("*")}
+    assert written == LAYOUT
+
+
+def test_the_layouts_fields_and_members(
+    store: StatusStore, fake_redis: fakeredis.FakeRedis
+) -> None:
+    _live_a_run(store)
+    assert fake_redis.hgetall(f"t:run:{RUN}:byexport") == {
+        "0:queued": "1",
+        "0:sending": "0",
+        "0:sent": "1",
+        "0:exported": "1",
+        "1:queued": "2",
+        "1:failed": "1",
+    }
+    assert fake_redis.hgetall(f"t:run:{RUN}:kinds") == {"validation": "1"}
+    assert fake_redis.smembers(f"t:run:{RUN}:s:sent") == {"100002/0"}
+    assert fake_redis.zrange("t:polls", 0, -1) == [f"{RUN} 100002/0"]
+    assert sorted(fake_redis.zrange("t:inflight", 0, -1)) == [
+        f"{RUN} 100002/0",
+        f"{RUN} 100002/1",
+        f"{RUN} 100003/0",
+        f"{RUN} 100003/1",
+    ]
+    assert fake_redis.hget(f"t:item:{RUN}:100001/1", "kind") == "validation"
+
+
+def _documented() -> dict[str, str]:
+    """The key table of the keys module: a pattern of each key and its Redis type."""
+    types = {"str": "string", "int": "string", "hash": "hash", "set": "set", "zset": "zset"}
+    rows: dict[str, str] = {}
+    doc = worker.state.keys.__doc__ or ""
+    for match in re.finditer(r"^\s+(\{p\}:\S+)\s+(str|int|hash|set|zset)\s", doc, re.M):
+        parts = match.group(1).split(":")
+        pattern = ":".join(
+            "t" if part == "{p}" else "[^:]+" if part.isupper() else re.escape(part)
+            for part in parts
+        )
+        rows[pattern] = types[match.group(2)]
+    return rows
+
+
+def test_the_table_documents_every_key_and_no_other() -> None:
+    documented = _documented()
+    assert len(documented) == 22
+    matched: set[str] = set()
+    for key, kind in LAYOUT.items():
+        patterns = [pattern for pattern in documented if re.fullmatch(pattern, key)]
+        assert len(patterns) == 1, f"{key} matches {patterns}"
+        assert documented[patterns[0]] == kind, key
+        matched.add(patterns[0])
+    assert matched == set(documented)
+
+
+def test_a_prefix_is_only_a_prefix(fake_redis: fakeredis.FakeRedis) -> None:
+    store = StatusStore(fake_redis, prefix="it's\\odd")
+    store.create_run(RunRecord(run="R", period="P", total=1, created=1.0, exports=["A"]), [], {})
+    store.transition("R", "1/0", State.FAILED, export_index=0, kind="login")
+    assert sorted(fake_redis.keys("*")) == [
+        "it's\\odd:item:R:1/0",
+        "it's\\odd:run:R",
+        "it's\\odd:run:R:byexport",
+        "it's\\odd:run:R:kinds",
+        "it's\\odd:run:R:s:failed",
+        "it's\\odd:runs",
+    ]
+
+
+def test_the_transition_script_names_no_key() -> None:
+    # Every key reaches the script in KEYS: its only string literals are states,
+    # commands, item fields and the separator of the per-export counters.
+    literals = set(re.findall(r"'([^']*)'", TRANSITION))
+    allowed = {state.value for state in State} | {
+        "",
+        "1",
+        ":",
+        "drop",
+        "state",
+        "kind",
+        "attempts",
+        "HGET",
+        "HSET",
+        "HDEL",
+        "HINCRBY",
+        "SADD",
+        "SREM",
+        "ZADD",
+        "ZREM",
+    }
+    assert literals <= allowed, literals - allowed
+
+
+def test_ranks_follow_the_states() -> None:
+    assert [State.QUEUED.rank, State.SENDING.rank, State.SENT.rank] == [0, 1, 2]
+    assert {state for state in State if state.rank == FINAL_RANK} == FINAL_STATES
+    assert all(state.rank < FINAL_RANK for state in State if not state.final)
+
+
+@given(
+    run=st.text(min_size=1).filter(lambda run: " " not in run),
+    item=st.text(),
+)
+def test_poll_members_round_trip(run: str, item: str) -> None:
+    member = Keys.poll_member(run, item)
+    assert Keys.split_poll_member(member) == (run, item)
+
+
+def test_poll_members_are_run_space_item() -> None:
+    assert Keys.poll_member("2026-11-0001", "100001/0") == "2026-11-0001 100001/0"
+    assert Keys.split_poll_member("2026-11-0001 1 2/0") == ("2026-11-0001", "1 2/0")
+
+
+@given(number=st.text(), index=st.integers(min_value=0, max_value=99))
+def test_items_round_trip(number: str, index: int) -> None:
+    assert split_item(item_id(number, index)) == (number, index)
+    assert item_number(item_id(number, index)) == number
+
+
+def test_by_export_fields_round_trip() -> None:
+    for state in State:
+        assert split_by_export_field(by_export_field(3, state)) == (3, state.value)
+    assert by_export_field(0, State.QUEUED) == "0:queued"
+
+
+def test_every_key_lives_under_the_prefix() -> None:
+    keys = Keys("p")
+    assert keys.limiter("T") == ("p:limit:T:inflight", "p:limit:T:rate", "p:limit:T:pause")
+    assert keys.beat("sweep") == "p:beat:sweep"
+    assert keys.states("R") == [f"p:run:R:s:{state.value}" for state in State]
+    assert keys.metrics.invoices == "p:metrics:invoices"
