@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from celery.signals import setup_logging
+import uvicorn
 
 from producer.cli.console import console, errors, fail, line, print_summary, report, show_progress
 from producer.cli.demo import run_demo
@@ -16,8 +16,8 @@ from producer.http.api import create_api
 from producer.operations.actions import Operations, Refused
 from producer.operations.intake import read_path
 from producer.operations.samples import sample_invoices
-from worker.celery.app import create_app
-from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE
+from sandbox.server import command as sandbox_command
+from worker.celery.app import create_app, run_worker
 from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.documents.opterxml import serialize_invoice
@@ -44,26 +44,7 @@ def _store(settings: Settings) -> StatusStore:
     help="Start a Celery worker of the exporter; further arguments go to Celery.",
 )
 def worker(ctx: typer.Context) -> None:
-
-    settings = Settings()
-    app = create_app(settings)
-    setup_logging.connect(_structured_logs, weak=False)
-    argv = [
-        "worker",
-        "-Q",
-        f"{SEND_QUEUE},{POLL_QUEUE}",
-        "-P",
-        "threads",
-        "-c",
-        str(settings.concurrency),
-        *ctx.args,
-    ]
-    app.worker_main(argv=argv)
-
-
-def _structured_logs(loglevel: str | int | None = None, **_: object) -> None:
-    # Celery asks for its logging to be set up; one key=value line per event instead.
-    configure_logging(loglevel or "INFO")
+    run_worker(Settings(), ctx.args)
 
 
 def _settings_and_config() -> tuple[Settings, ExportConfig]:
@@ -172,8 +153,6 @@ def api(
         ),
     ] = False,
 ) -> None:
-    import uvicorn
-
     settings = Settings()
     token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
     if allow_anonymous and not token and host not in LOOPBACK:
@@ -241,19 +220,10 @@ def demo(
     count: Annotated[int, typer.Option(help="Invoices in the sample period.")] = 300,
     latency_ms: Annotated[int, typer.Option(help="The sandbox's answer time.")] = 100,
 ) -> None:
-
     sys.exit(run_demo(count=count, latency_ms=latency_ms))
 
 
-def _register_sandbox() -> None:
-    try:
-        from sandbox.server import command
-    except ImportError:  # pragma: no cover - the sandbox ships with the package
-        return
-    cli.command("sandbox", help="Run the Heeros sandbox server.")(command)
-
-
-_register_sandbox()
+cli.command("sandbox", help="Run the Heeros sandbox server.")(sandbox_command)
 
 
 def main() -> None:

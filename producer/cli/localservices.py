@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import redis
 
+from worker.celery.app import ping_node
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
@@ -166,16 +168,6 @@ def start_sandbox(
     return process
 
 
-def _answers_ping(broker: str, node: str) -> bool:
-    from celery import Celery
-
-    app = Celery("ping", broker=broker, set_as_current=False)
-    try:
-        return bool(app.control.ping(destination=[node], timeout=0.5))
-    finally:
-        app.close()
-
-
 def sandbox_received(url: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The sandbox's read-out of what reached it: (tt, la, invoice number) -> counts."""
     answer = httpx.get(f"{url}/_admin/received", timeout=30)
@@ -207,7 +199,7 @@ def start_worker(
         log = process.log_path.read_text(errors="replace") if process.log_path else ""
         if " ready." in log:
             return True
-        return bool(broker) and _answers_ping(str(broker), node)
+        return bool(broker) and ping_node(str(broker), node)
 
     _wait(ready, process, timeout)
     return process

@@ -38,13 +38,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-import redis
-from celery import Celery
 from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from kombu.exceptions import OperationalError
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,7 +61,7 @@ from producer.operations.views import (
     RunAccepted,
     RunView,
 )
-from worker.celery.app import create_app
+from worker.celery.app import CeleryApp, create_app
 from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.documents.fieldpath import field_path
@@ -211,8 +208,7 @@ def _export_config(settings: Settings, config: ExportConfig | None) -> ExportCon
 def _add_error_answers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(Refused, _refused)
-    for unreachable in (TransientError, OperationalError, redis.RedisError):
-        api.add_exception_handler(unreachable, _unavailable)
+    api.add_exception_handler(TransientError, _unavailable)
     api.add_exception_handler(ExportError, _export_error)
 
 
@@ -283,7 +279,7 @@ def _run_routes(ops: Operations) -> APIRouter:
 def create_api(
     settings: Settings,
     *,
-    celery_app: Celery | None = None,
+    celery_app: CeleryApp | None = None,
     store: StatusStore | None = None,
     config: ExportConfig | None = None,
     allow_anonymous: bool = False,
@@ -318,7 +314,7 @@ def create_api(
         """Alive, and Redis answers."""
         try:
             ops.store.ping()
-        except redis.RedisError:
+        except TransientError:
             return JSONResponse({"status": "redis unreachable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 

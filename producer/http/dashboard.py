@@ -36,7 +36,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from celery import Celery
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -45,7 +44,7 @@ from starlette.responses import StreamingResponse
 from producer.http.auth import LOGIN_ROUTE, Session, SessionRoute, Sessions, safe_next
 from producer.http.pages import Pages, bar_width, read_form, summary_event
 from producer.operations.runs import requeue_run
-from worker.celery.app import create_app
+from worker.celery.app import CeleryApp, create_app
 from worker.config.settings import Settings
 from worker.logs import register_secret
 from worker.state.aggregator import (
@@ -80,11 +79,11 @@ class Dashboard:
     store: StatusStore
     sessions: Sessions
     pages: Pages
-    celery: Callable[[], Celery]
+    celery: Callable[[], CeleryApp]
 
 
 def create_dashboard(
-    settings: Settings, *, store: StatusStore | None = None, celery_app: Celery | None = None
+    settings: Settings, *, store: StatusStore | None = None, celery_app: CeleryApp | None = None
 ) -> APIRouter:
     """The dashboard's routes; mount them with ``app.include_router(router)``."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -109,12 +108,12 @@ def create_dashboard(
     return router
 
 
-def _celery_once(settings: Settings, celery_app: Celery | None) -> Callable[[], Celery]:
+def _celery_once(settings: Settings, celery_app: CeleryApp | None) -> Callable[[], CeleryApp]:
     """The Celery app, created on first use: only the re-queue button needs it."""
     apps = [celery_app] if celery_app is not None else []
     lock = threading.Lock()
 
-    def celery() -> Celery:
+    def celery() -> CeleryApp:
         with lock:
             if not apps:
                 apps.append(create_app(settings))

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 
-from celery import Celery
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from producer.http.auth import bearer_matches
-from worker.celery.app import create_app
+from worker.celery.app import CeleryApp, create_app
 from worker.celery.queues import queue_lengths
 from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE
 from worker.config.settings import Settings
@@ -121,7 +120,7 @@ def create_metrics_router(
     settings: Settings,
     store: StatusStore | None = None,
     *,
-    app: Celery | None = None,
+    app: CeleryApp | None = None,
     public: bool = False,
 ) -> APIRouter:
     """A router serving ``GET /metrics``; queue lengths are asked of ``app``'s broker."""

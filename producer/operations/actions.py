@@ -15,8 +15,6 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from celery import Celery
-
 from producer.operations.intake import Intake, read_json, safe_number
 from producer.operations.preview import PreviewResult, preview_run
 from producer.operations.runs import Rejected, RunStarted, close_period, export_again, requeue_run
@@ -29,6 +27,7 @@ from producer.operations.views import (
     RunAccepted,
     RunView,
 )
+from worker.celery.app import CeleryApp
 from worker.config import ExportConfig
 from worker.documents.invoice import Invoice
 from worker.documents.opterreader import parse_invoice_xml
@@ -142,7 +141,7 @@ def checked_intake(intake: Intake) -> Intake:
 class Operations:
     """What the routes do, over a Celery app, the status store and the export configuration."""
 
-    def __init__(self, app: Celery, store: StatusStore, config: ExportConfig) -> None:
+    def __init__(self, app: CeleryApp, store: StatusStore, config: ExportConfig) -> None:
         self.app = app
         self.store = store
         self.config = config

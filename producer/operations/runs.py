@@ -13,8 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from celery import Celery
-
+from worker.celery.app import CeleryApp
 from worker.celery.publisher import publish_tasks
 from worker.celery.tasks import SEND_QUEUE, SEND_TASK
 from worker.config import ExportConfig
@@ -78,7 +77,7 @@ def plan_items(
 
 
 def start_run(
-    app: Celery,
+    app: CeleryApp,
     store: StatusStore,
     config: ExportConfig,
     invoices: Sequence[Invoice],
@@ -150,7 +149,7 @@ def _record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None
     )
 
 
-def queue_sends(app: Celery, run: str, items: Sequence[str]) -> None:
+def queue_sends(app: CeleryApp, run: str, items: Sequence[str]) -> None:
     """One send task per item, published in batches on one connection (see
     :mod:`worker.celery.publisher`): a period is queued several times faster than by
     an ``apply_async`` loop, with the very messages that loop would send."""
@@ -160,7 +159,7 @@ def queue_sends(app: Celery, run: str, items: Sequence[str]) -> None:
 
 
 def close_period(
-    app: Celery,
+    app: CeleryApp,
     store: StatusStore,
     config: ExportConfig,
     invoices: Sequence[Invoice],
@@ -190,7 +189,7 @@ def close_period(
 
 
 def export_again(
-    app: Celery,
+    app: CeleryApp,
     store: StatusStore,
     config: ExportConfig,
     numbers: Sequence[str],
@@ -235,7 +234,7 @@ class Requeued:
         return self.failed + self.unconfirmed
 
 
-def requeue_run(app: Celery, store: StatusStore, run: str) -> Requeued:
+def requeue_run(app: CeleryApp, store: StatusStore, run: str) -> Requeued:
     """Queue a run's failed and unconfirmed invoices again (only those).
 
     An unconfirmed invoice, and a failed one that had reached the sending step,

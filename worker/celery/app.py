@@ -1,4 +1,4 @@
-"""The Celery app: ``create_app(settings)``; ``celery -A worker.celery.app worker`` works too.
+"""The Celery app: ``create_app(settings)``, a worker of it, and a ping of a worker node.
 
 Delivery is at least once (late acknowledgement, rejection when a worker is
 lost); the idempotency key and the recorded Heeros id make a repeat harmless.
@@ -8,13 +8,21 @@ explicitly (see :class:`worker.config.settings.Settings`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeAlias
+
 from celery import Celery
+from celery.signals import setup_logging
 
 from worker.celery.broker import transport_for
 from worker.celery.heartbeat import PollHeartbeat
 from worker.celery.runtime import Runtime
 from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
 from worker.config.settings import Settings
+from worker.logs import configure_logging
+
+CeleryApp: TypeAlias = Celery
+"""The app's type, for code outside this package that takes an app."""
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
@@ -50,10 +58,30 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
         enable_utc=True,
     )
     app.heeros_runtime = runtime or Runtime(settings)  # type: ignore[attr-defined]
-    app.steps["worker"].add(PollHeartbeat)
-    import worker.celery.tasks  # noqa: F401  (registers the tasks on this app)
-
+    app.steps["worker"].add(PollHeartbeat)  # the tasks are registered by importing tasks.py
     return app
+
+
+def run_worker(settings: Settings, arguments: Sequence[str] = ()) -> None:
+    """Run a worker on both queues, threads as its pool, with structured logs."""
+    app = create_app(settings)
+    setup_logging.connect(_structured_logs, weak=False)
+    argv = ["worker", "-Q", f"{SEND_QUEUE},{POLL_QUEUE}", "-P", "threads"]
+    app.worker_main(argv=[*argv, "-c", str(settings.concurrency), *arguments])
+
+
+def _structured_logs(loglevel: str | int | None = None, **_: object) -> None:
+    # Celery asks for its logging to be set up; one key=value line per event instead.
+    configure_logging(loglevel or "INFO")
+
+
+def ping_node(broker: str, node: str, *, timeout: float = 0.5) -> bool:
+    """Whether the worker node answers a ping over ``broker``."""
+    app = Celery("ping", broker=broker, set_as_current=False)
+    try:
+        return bool(app.control.ping(destination=[node], timeout=timeout))
+    finally:
+        app.close()
 
 
 def __getattr__(name: str) -> Celery:
@@ -65,4 +93,4 @@ def __getattr__(name: str) -> Celery:
     raise AttributeError(name)
 
 
-__all__ = ["create_app"]
+__all__ = ["CeleryApp", "create_app", "ping_node", "run_worker"]
