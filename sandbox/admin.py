@@ -6,10 +6,13 @@
 - ``GET /_admin/received[?tt=&la=]`` -> ``{"tenants": [{"tt", "la", "received": [
   {"externalReference", "requests", "stored", "invoiceId", "status", "answers"}]}]}``
 - ``GET /_admin/registers?tt=&la=`` -> ``{"tt", "la", "customers": {key: {"name", "address",
-  "vatNumber"}}, "products": {id: {"name", "unitPrice"}}, "accountingObjects":
-  {"accounts": [...], "dimensions": [...]}}``
+  "vatNumber", "eInvoice": {"address", "operator"} or null}}, "products": {id: {"name",
+  "unitPrice"}}, "accountingObjects": {"accounts": [...], "dimensions": [...]}}``
 - ``POST /_admin/reset`` -> ``{"reset": true}``: forgets tenants, invoices and tokens; the
   knobs go back to those the app was created with.
+
+The calls that change stored invoices (list, delete, fail, set a status) are in
+:mod:`sandbox.drift`.
 """
 
 from __future__ import annotations

@@ -102,12 +102,14 @@ class ContractApi:
             return error(503, "SERVICE_UNAVAILABLE", "temporarily unavailable, retry later")
         outcome = heeros.send(tt, la, key, envelope)
         if isinstance(outcome, Duplicate):
-            return error(
-                409,
-                "DUPLICATE",
-                f"invoice {envelope.external_reference} was already received",
-                invoiceId=outcome.invoice.invoice_id,
-            )
+            stored = outcome.invoice
+            message = f"invoice {stored.external_reference} was already received"
+            if outcome.changed:
+                message += (
+                    " with a different content; Heeros keeps the first "
+                    "(a correction is a credit note)"
+                )
+            return error(409, "DUPLICATE", message, invoiceId=stored.invoice_id)
         if not isinstance(outcome, Accepted):
             return error(
                 400,

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from sandbox import finvoice
 from sandbox.admin import AdminApi
 from sandbox.api import ContractApi, error
+from sandbox.drift import DriftApi
 from sandbox.heeros import Heeros
 from sandbox.knobs import Knobs
 from sandbox.middleware import Gate
@@ -36,7 +37,11 @@ def create_app(
     heeros = Heeros(knobs or Knobs(), users if users is not None else DEFAULT_USERS, clock)
     finvoice.schema()
     app = Starlette(
-        routes=[*ContractApi(heeros).routes(), *AdminApi(heeros).routes()],
+        routes=[
+            *ContractApi(heeros).routes(),
+            *AdminApi(heeros).routes(),
+            *DriftApi(heeros).routes(),
+        ],
         middleware=[Middleware(Gate, knobs=lambda: heeros.knobs)],
         exception_handlers={HTTPException: _http_error},
     )

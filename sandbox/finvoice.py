@@ -1,8 +1,12 @@
 """Finvoice 3.0 documents as Heeros reads them: hardened parsing, the XSD check, and the facts
-(buyer, products, accounting objects) the registers are kept from.
+(buyer, its e-invoice address, products, accounting objects) the registers are kept from.
 
 Paths are absolute element paths as lxml writes them (``/Finvoice/InvoiceRow[2]/ArticleName``),
 the same form the XSD errors carry.
+
+The buyer's e-invoice address is read, as the contract says, from ``InvoiceRecipientDetails``
+(``InvoiceRecipientAddress`` + ``InvoiceRecipientIntermediatorAddress``). Finvoice 3.0 allows that
+element in one place only, ``SellerInformationDetails``: :data:`RECIPIENT_DETAILS`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from lxml import etree
 
 MAX_SCHEMA_PROBLEMS = 50
 
+RECIPIENT_DETAILS = "SellerInformationDetails/InvoiceRecipientDetails"
+"""Where the invoice carries e-invoice addresses, relative to the root (the XSD's only place)."""
+
 _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 Tree = etree._ElementTree
@@ -30,6 +37,17 @@ class Problem(NamedTuple):
 
     path: str
     message: str
+
+
+@dataclass(frozen=True)
+class EInvoiceAddress:
+    """Where an e-invoice goes: the receiver's address and its operator's identifier."""
+
+    address: str
+    operator: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"address": self.address, "operator": self.operator}
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,8 @@ class Facts:
     buyer: Buyer | None
     articles: tuple[Article, ...]
     codings: tuple[Coding, ...]
+    einvoice: EInvoiceAddress | None = None
+    """The first complete e-invoice address the invoice carries, if any."""
 
 
 def _parser(encoding: str) -> etree.XMLParser:
@@ -158,7 +178,22 @@ def facts(tree: Tree) -> Facts:
     """What the registers need from a document that passed parsing."""
     root = tree.getroot()
     articles, codings = _row_facts(tree)
-    return Facts(_buyer(tree, root.find("BuyerPartyDetails")), articles, codings)
+    buyer = _buyer(tree, root.find("BuyerPartyDetails"))
+    return Facts(buyer, articles, codings, _einvoice(root))
+
+
+def recipient_details(tree: Tree) -> list[Element]:
+    """The ``InvoiceRecipientDetails`` elements of a document, in document order."""
+    return list(tree.getroot().iterfind(RECIPIENT_DETAILS))
+
+
+def _einvoice(root: Element) -> EInvoiceAddress | None:
+    for details in root.iterfind(RECIPIENT_DETAILS):
+        address = text(details, "InvoiceRecipientAddress")
+        operator = text(details, "InvoiceRecipientIntermediatorAddress")
+        if address is not None and operator is not None:
+            return EInvoiceAddress(address, operator)
+    return None
 
 
 def _buyer(tree: Tree, party: Element | None) -> Buyer | None:
@@ -217,9 +252,11 @@ def _row_facts(tree: Tree) -> tuple[tuple[Article, ...], tuple[Coding, ...]]:
 
 __all__ = [
     "MAX_SCHEMA_PROBLEMS",
+    "RECIPIENT_DETAILS",
     "Article",
     "Buyer",
     "Coding",
+    "EInvoiceAddress",
     "Element",
     "Facts",
     "Problem",
@@ -229,6 +266,7 @@ __all__ = [
     "parse",
     "path_of",
     "postal_address",
+    "recipient_details",
     "rows",
     "schema",
     "schema_problems",

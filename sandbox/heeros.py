@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ class Accepted:
 @dataclass(frozen=True)
 class Duplicate:
     invoice: Invoice
+    """The invoice stored first: Heeros keeps it."""
+    changed: bool
+    """The document sent differs from the one stored."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,12 @@ class Heeros:
     def send(self, tt: str, la: str, idempotency_key: str, envelope: Envelope) -> SendOutcome:
         """Receive one invoice: a duplicate, a refusal with its problems, or a stored invoice."""
         tenant = self.ledger.tenant(tt, la)
+        digest = hashlib.sha256(envelope.content.encode("utf-8")).hexdigest()
         duplicate = tenant.duplicate_of(idempotency_key, envelope.external_reference)
         if duplicate is not None:
-            return Duplicate(duplicate)
+            return Duplicate(duplicate, changed=duplicate.content_sha256 != digest)
+        # Nothing below touches the tenant until the invoice is accepted: a refused send
+        # leaves no key, number or register change behind, so it may be sent again corrected.
         tree, problems = finvoice.parse(envelope.content, envelope.encoding)
         if tree is None:
             return Refused(problems, len(problems))
@@ -84,15 +91,19 @@ class Heeros:
         facts = finvoice.facts(tree)
         changes, register_problems = tenant.registers.plan(facts, envelope.options)
         problems.extend(register_problems)
+        if envelope.options.send_to_customer and self.knobs.require_einvoice_address:
+            problems.extend(rules.delivery_problems(facts, tenant.registers))
         if problems:
             return Refused(problems[:MAX_PROBLEMS], len(problems))
         tenant.registers.apply(changes)
         incomplete = rules.INCOMPLETE_RULES[self.knobs.incomplete_rule](facts)
-        invoice = self._invoice(idempotency_key, envelope, incomplete)
+        invoice = self._invoice(idempotency_key, envelope, incomplete, digest)
         tenant.store(invoice)
         return Accepted(invoice)
 
-    def _invoice(self, idempotency_key: str, envelope: Envelope, incomplete: bool) -> Invoice:
+    def _invoice(
+        self, idempotency_key: str, envelope: Envelope, incomplete: bool, digest: str
+    ) -> Invoice:
         knobs = self.knobs
         now = self.clock()
         error_code = error_message = None
@@ -120,6 +131,7 @@ class Heeros:
             final_status=final,
             error_code=error_code,
             error_message=error_message,
+            content_sha256=digest,
         )
 
     def invoice(self, tt: str, la: str, invoice_id: str) -> Invoice | None:
@@ -131,6 +143,32 @@ class Heeros:
         if tenant is None or external_reference not in tenant.by_reference:
             return []
         return [tenant.invoices[tenant.by_reference[external_reference]]]
+
+    def invoices(self, tt: str, la: str, prefix: str = "") -> list[Invoice]:
+        """The tenant's stored invoices whose externalReference starts with ``prefix``, in the
+        order received."""
+        tenant = self.ledger.find(tt, la)
+        if tenant is None:
+            return []
+        return [i for i in tenant.invoices.values() if i.external_reference.startswith(prefix)]
+
+    def delete(self, tt: str, la: str, invoice: Invoice) -> None:
+        """Forget a stored invoice: a later send of its number or key is received anew."""
+        self.ledger.tenant(tt, la).remove(invoice)
+
+    def set_status(
+        self,
+        tt: str,
+        la: str,
+        invoice: Invoice,
+        status: str,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> Invoice:
+        """Give a stored invoice ``status`` from now on, whatever its own course."""
+        changed = invoice.with_status(status, error_code, error_message)
+        self.ledger.tenant(tt, la).replace(changed)
+        return changed
 
     def note(self, tt: str, la: str, external_reference: str, answer: str) -> None:
         self.ledger.tenant(tt, la).note(external_reference, answer)

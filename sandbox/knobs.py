@@ -46,6 +46,9 @@ class Knobs(BaseModel):
     """Tokens expire after this many seconds; None: never."""
     validate_schema: bool = Field(default=True, alias="validate")
     """Check documents against the Finvoice 3.0 XSD (switch off for benchmarks)."""
+    require_einvoice_address: bool = True
+    """Refuse ``sendToCustomer`` for a buyer with no e-invoice address known (contract
+    section 5); switch off for a client whose documents do not carry the addresses yet."""
     seed: int | None = None
     outage: bool = False
     """Every contract call answers 503."""

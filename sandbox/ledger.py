@@ -2,13 +2,14 @@
 
 States are computed lazily from the receive time: RECEIVED for the first half of the
 confirmation delay, PROCESSING for the second half, then the final state decided when the
-invoice was stored (or PROCESSING forever when it never confirms).
+invoice was stored (or PROCESSING forever when it never confirms). A state set by hand
+(``/_admin``) holds from then on.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandbox.registers import Registers
@@ -19,7 +20,13 @@ INCOMPLETE = "INCOMPLETE"
 COMPLETE = "COMPLETE"
 SENDING = "SENDING"
 TO_LEDGER = "TO_LEDGER"
+ARCHIVED = "ARCHIVED"
 ERROR = "ERROR"
+
+STATUSES = (RECEIVED, PROCESSING, COMPLETE, SENDING, ARCHIVED, TO_LEDGER, INCOMPLETE, ERROR)
+"""Every status of the contract (section 3)."""
+CONFIRMED = frozenset({COMPLETE, SENDING, ARCHIVED, TO_LEDGER})
+"""The statuses that confirm an invoice as exported."""
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,14 @@ class Invoice:
     """None: the invoice never confirms."""
     error_code: str | None = None
     error_message: str | None = None
+    content_sha256: str = ""
+    """SHA-256 of the document as received, to tell a resend from a different invoice."""
+    status_by_hand: str | None = None
+    """A status set through ``/_admin``: it holds whatever the time."""
 
     def status(self, now: float) -> str:
+        if self.status_by_hand is not None:
+            return self.status_by_hand
         if self.final_status is not None and now >= self.confirm_at:
             return self.final_status
         if now < (self.received_at + self.confirm_at) / 2:
@@ -49,6 +62,26 @@ class Invoice:
             "status": status,
             "errorCode": self.error_code if failed else None,
             "errorMessage": self.error_message if failed else None,
+        }
+
+    def with_status(
+        self, status: str, error_code: str | None = None, error_message: str | None = None
+    ) -> Invoice:
+        """This invoice with ``status`` set by hand (error code and message for ERROR)."""
+        failed = status == ERROR
+        return replace(
+            self,
+            status_by_hand=status,
+            error_code=error_code if failed else None,
+            error_message=error_message if failed else None,
+        )
+
+    def admin_json(self, now: float) -> dict[str, Any]:
+        return {
+            **self.as_json(now),
+            "externalReference": self.external_reference,
+            "contentSha256": self.content_sha256,
+            "statusSetByHand": self.status_by_hand is not None,
         }
 
 
@@ -74,7 +107,10 @@ class Tenant:
     registers: Registers = field(default_factory=Registers)
 
     def duplicate_of(self, idempotency_key: str, external_reference: str) -> Invoice | None:
-        """The invoice already received with this key or this externalReference, if any."""
+        """The invoice already stored with this key or this externalReference, if any.
+
+        Only stored invoices count: a refused send leaves neither its key nor its number here.
+        """
         invoice_id = self.by_key.get(idempotency_key) or self.by_reference.get(external_reference)
         return self.invoices[invoice_id] if invoice_id is not None else None
 
@@ -85,6 +121,29 @@ class Tenant:
         reception = self.receptions.setdefault(invoice.external_reference, Reception())
         reception.stored += 1
         reception.invoice_id = invoice.invoice_id
+
+    def by_number(self, external_reference: str) -> Invoice | None:
+        invoice_id = self.by_reference.get(external_reference)
+        return self.invoices[invoice_id] if invoice_id is not None else None
+
+    def replace(self, invoice: Invoice) -> None:
+        """Put a changed copy of a stored invoice in its place."""
+        assert invoice.invoice_id in self.invoices
+        self.invoices[invoice.invoice_id] = invoice
+
+    def remove(self, invoice: Invoice) -> None:
+        """Forget a stored invoice, its key and its number: as if it had never been sent.
+
+        The reception counters keep the requests that reached the sandbox.
+        """
+        del self.invoices[invoice.invoice_id]
+        if self.by_key.get(invoice.idempotency_key) == invoice.invoice_id:
+            del self.by_key[invoice.idempotency_key]
+        if self.by_reference.get(invoice.external_reference) == invoice.invoice_id:
+            del self.by_reference[invoice.external_reference]
+        reception = self.receptions.get(invoice.external_reference)
+        if reception is not None and reception.invoice_id == invoice.invoice_id:
+            reception.invoice_id = None
 
     def note(self, external_reference: str, answer: str) -> None:
         """Count one send request for ``external_reference`` and how it was answered."""
@@ -133,12 +192,15 @@ class Ledger:
 
 
 __all__ = [
+    "ARCHIVED",
     "COMPLETE",
+    "CONFIRMED",
     "ERROR",
     "INCOMPLETE",
     "PROCESSING",
     "RECEIVED",
     "SENDING",
+    "STATUSES",
     "TO_LEDGER",
     "Invoice",
     "Ledger",

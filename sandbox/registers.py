@@ -1,5 +1,6 @@
 """One tenant's registers (customers, products, accounting objects) and how the seven send
-options act on them.
+options act on them. A customer created or updated from an invoice keeps the e-invoice address
+and operator the invoice carries.
 
 A send is planned first and applied only once it is accepted: a refused invoice changes
 nothing.
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandbox.envelope import Options
-from sandbox.finvoice import Buyer, Facts, Problem
+from sandbox.finvoice import Buyer, EInvoiceAddress, Facts, Problem
 
 
 @dataclass(frozen=True)
@@ -19,22 +20,31 @@ class Customer:
     name: str
     address: dict[str, str] | None
     vat_number: str | None
+    einvoice: EInvoiceAddress | None = None
 
     @classmethod
-    def from_buyer(cls, buyer: Buyer) -> Customer:
-        return cls(name=buyer.name, address=buyer.address, vat_number=buyer.vat_number)
+    def from_buyer(cls, buyer: Buyer, einvoice: EInvoiceAddress | None = None) -> Customer:
+        return cls(
+            name=buyer.name, address=buyer.address, vat_number=buyer.vat_number, einvoice=einvoice
+        )
 
-    def updated(self, buyer: Buyer) -> Customer:
+    def updated(self, buyer: Buyer, einvoice: EInvoiceAddress | None = None) -> Customer:
         """The details the invoice carries replace the known ones; the others are kept."""
         return replace(
             self,
             name=buyer.name or self.name,
             address=buyer.address if buyer.address is not None else self.address,
             vat_number=buyer.vat_number if buyer.vat_number is not None else self.vat_number,
+            einvoice=einvoice if einvoice is not None else self.einvoice,
         )
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "address": self.address, "vatNumber": self.vat_number}
+        return {
+            "name": self.name,
+            "address": self.address,
+            "vatNumber": self.vat_number,
+            "eInvoice": self.einvoice.as_json() if self.einvoice is not None else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class Registers:
             known = self.customers.get(buyer.key)
             if known is None:
                 if options.create_customer:
-                    changes.customers[buyer.key] = Customer.from_buyer(buyer)
+                    changes.customers[buyer.key] = Customer.from_buyer(buyer, facts.einvoice)
                 else:
                     problems.append(
                         Problem(
@@ -83,7 +93,7 @@ class Registers:
                         )
                     )
             elif options.update_customer:
-                changes.customers[buyer.key] = known.updated(buyer)
+                changes.customers[buyer.key] = known.updated(buyer, facts.einvoice)
         for article in facts.articles:
             current = changes.products.get(article.identifier) or self.products.get(
                 article.identifier

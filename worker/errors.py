@@ -235,17 +235,27 @@ class ConfirmationTimeout(PermanentError):
 
 
 class HeerosUnavailable(TransientError):
-    """Raised on a network error, a timeout or a 5xx answer from Heeros."""
+    """Raised on a network error, a timeout or a 5xx answer from Heeros.
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    ``status_code`` is None when Heeros did not answer at all; ``at_login`` marks a
+    failure of the login. Either is message 1 ("not possible to connect to Heeros"):
+    message 2 is kept for an error Heeros answered to a send.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, at_login: bool = False
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.at_login = at_login
 
     @property
     def code(self) -> str:
         return CODE_UNAVAILABLE if self.status_code is None else f"HTTP_{self.status_code}"
 
     def user_message(self, invoice_number: str) -> str:
+        if self.status_code is None or self.at_login:
+            return MESSAGE_LOGIN_FAILED
         return MESSAGE_SEND_REFUSED.format(self.code, str(self))
 
 

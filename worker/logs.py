@@ -11,7 +11,8 @@ A line reads::
 line breaks are quoted, so a line never splits.
 
 A client key or token registered with :func:`register_secret` is replaced by
-``[redacted]`` wherever it would appear: message, arguments or traceback.
+``[redacted]`` wherever it would appear: message, arguments or traceback, whatever
+its length. A URL is shown with :func:`url_without_password`.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ import sys
 import threading
 import time
 from typing import TextIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REDACTED = "[redacted]"
+HIDDEN = "***"
 CONTEXT_FIELDS = ("run", "invoice", "export")
+PASSWORD_PARAMETERS = frozenset({"password", "pass", "pwd"})
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:
-    """Have every log line redact ``value`` (values shorter than 4 characters are ignored)."""
-    if value and len(value) >= 4:
+    """Have every log line redact ``value``, however short (an empty value is ignored)."""
+    if value:
         with _lock:
             _secrets.add(value)
 
@@ -42,6 +46,22 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with its password, in the user part or as a query parameter, shown as ``***``."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = any(name.lower() in PASSWORD_PARAMETERS for name, _ in query)
+    if parts.password is None and not in_query:
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:{HIDDEN}@{netloc.rpartition('@')[2]}"
+    if in_query:
+        hidden = [(n, HIDDEN if n.lower() in PASSWORD_PARAMETERS else v) for n, v in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedactSecrets(logging.Filter):
@@ -113,4 +133,5 @@ __all__ = [
     "quote",
     "redact",
     "register_secret",
+    "url_without_password",
 ]

@@ -9,6 +9,10 @@ it: exported, incomplete, failed, or unconfirmed when the deadline passes.
 Transient errors (Heeros or Redis unreachable, 5xx, 429) are raised to the
 caller, which retries later; every permanent error ends the item as failed with
 the message a user sees. Nothing here sleeps or knows of Celery.
+
+The steps are spans of the invoice's trace when tracing is on (``transform``,
+``heeros.find``, ``heeros.send``), and the final state an event (see
+:mod:`worker.tracing`); while it is off they cost nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from worker.heeros.remote import Heeros, RemoteState, RemoteStatus
 from worker.state.keys import State, split_item
 from worker.state.metrics import Metrics
 from worker.state.store import ItemRecord, StatusStore
+from worker.tracing import final_state, span
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +132,8 @@ def fail_item(
         message=message,
         updated=f"{now or time.time():.3f}",
     )
+    if ended:
+        final_state(State.FAILED.value)
     if metrics is not None:
         if error.code is not None:
             metrics.count_error(error.code)
@@ -165,16 +172,18 @@ def send_invoice(
                 invoice_number=record.number,
             )
         source = invoice_source(blob, number=record.number)
-        document = render_document(
-            source, record.number, target.transform, encoding=target.encoding
-        )
+        with span("transform"):
+            document = render_document(
+                source, record.number, target.transform, encoding=target.encoding
+            )
     except PermanentError as error:
         fail_item(store, record, error, metrics=metrics)
         return Outcome.FAILED
     heeros_id: str | None = None
     if record.state is State.SENDING and not record.held:
         # An earlier attempt may have reached Heeros with its answer lost: ask first.
-        found = client.find(record.number)
+        with span("heeros.find"):
+            found = client.find(record.number)
         if found is not None:
             heeros_id = found.invoice_id
             log.info("run=%s invoice=%s already in Heeros as %s", run, record.number, heeros_id)
@@ -182,13 +191,14 @@ def send_invoice(
     if heeros_id is None:
         began = time.perf_counter()
         try:
-            heeros_id = client.send(
-                record.number,
-                document,
-                target.options,
-                idempotency_key(target, record.number),
-                encoding=target.encoding,
-            )
+            with span("heeros.send"):
+                heeros_id = client.send(
+                    record.number,
+                    document,
+                    target.options,
+                    idempotency_key(target, record.number),
+                    encoding=target.encoding,
+                )
         except Throttled:
             # Held back before any request left: the next attempt need not ask Heeros first.
             store.set_item_fields(run, item, held="1")
@@ -341,6 +351,8 @@ def _end_with_answer(
             heeros_status=status.heeros_status,
             message=message,
         )
+    if ended:
+        final_state(state.value)
     if ended and metrics is not None:
         metrics.count_final(record.export, state.value)
         metrics.observe_confirmation(record.export, now - _sent_at(record, timing))
@@ -363,6 +375,8 @@ def _unconfirmed(
         drop_poll=True,
         message=error.user_message(record.number),
     )
+    if ended:
+        final_state(State.UNCONFIRMED.value)
     if ended and metrics is not None:
         metrics.count_final(record.export, State.UNCONFIRMED.value)
     log.warning("run=%s invoice=%s not confirmed before the deadline", record.run, record.number)

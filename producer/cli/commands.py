@@ -9,22 +9,69 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
+from rich.markup import escape
 
 from producer.cli.console import console, errors, fail, line, print_summary, report, show_progress
 from producer.cli.demo import run_demo
 from producer.http.api import create_api
-from producer.operations.actions import Operations, Refused
+from producer.operations.actions import LISTED, Operations, Refused
 from producer.operations.intake import read_path
 from producer.operations.samples import sample_invoices
+from producer.operations.views import Rejection, RunAccepted
 from sandbox.server import command as sandbox_command
 from worker.celery.app import create_app, run_worker
 from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
+from worker.documents.names import check_number, check_period
 from worker.documents.opterxml import serialize_invoice
-from worker.errors import ExportError
-from worker.logs import configure_logging
+from worker.errors import ExportError, InvoiceError, PermanentError, TransientError
+from worker.logs import configure_logging, url_without_password
 from worker.state.aggregator import RunState, problems, recent_runs, summarize
 from worker.state.store import StatusStore, open_store
+from worker.tracing import configure_tracing
+
+
+def _error_line(message: str) -> None:
+    """``error: message`` on standard error as one line, never wrapped."""
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _refuse(message: str) -> typer.Exit:
+    """The error in one line, and the command's end with status 2."""
+    _error_line(message)
+    return typer.Exit(2)
+
+
+def _settings() -> Settings:
+    """The settings of the environment; invalid ones end the command in one line."""
+    try:
+        return Settings()
+    except ValidationError as invalid:
+        raise _refuse(_invalid_settings(invalid)) from None
+
+
+def _invalid_settings(invalid: ValidationError) -> str:
+    """What is wrong with the settings, each variable named; never the value given."""
+    said = []
+    for error in invalid.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = "HEEROS_" + "_".join(str(part) for part in error["loc"]).upper()
+        said.append(message if not error["loc"] or name in message else f"{name}: {message}")
+    return "; ".join(said)
+
+
+def _redis_named() -> str:
+    """Which Redis the settings name (and the broker, when it is another), passwords hidden."""
+    try:
+        settings = Settings()
+    except ValidationError:
+        return "HEEROS_REDIS_URL"
+    named = f"Redis at {url_without_password(settings.redis_url)}"
+    if settings.broker != settings.redis_url:
+        named += f", the broker at {url_without_password(settings.broker)}"
+    return named
+
 
 cli = typer.Typer(
     help="Export invoices from Opter to Heeros, asynchronously.",
@@ -44,18 +91,18 @@ def _store(settings: Settings) -> StatusStore:
     help="Start a Celery worker of the exporter; further arguments go to Celery.",
 )
 def worker(ctx: typer.Context) -> None:
-    run_worker(Settings(), ctx.args)
+    run_worker(_settings(), ctx.args)
 
 
 def _settings_and_config() -> tuple[Settings, ExportConfig]:
-    settings = Settings()
+    settings = _settings()
     if settings.export_config is None:
         raise fail("set HEEROS_EXPORT_CONFIG to the export configuration file")
     return settings, load_export_config(settings.export_config)
 
 
 def _operations(settings: Settings, config: ExportConfig) -> Operations:
-
+    configure_tracing("heeros-export-cli")  # a close's spans, when OTEL_* asks for them
     return Operations(create_app(settings), _store(settings), config)
 
 
@@ -70,33 +117,59 @@ PreviewDir = Annotated[
 ]
 
 
+def _check_names(*, period: str | None = None, numbers: list[str] | tuple[()] = ()) -> None:
+    """A period or invoice numbers that are not names end the command, in one line."""
+    try:
+        if period is not None:
+            check_period(period)
+        for number in numbers:
+            check_number(number)
+    except InvoiceError as error:
+        raise _refuse(str(error)) from None
+
+
+def _report(accepted: RunAccepted, *, read: int, refused: int, out_dir: Path | None) -> None:
+    """What a run did (console.report), its input's words escaped for the terminal; then how
+    many of the invoices read were refused, and whether all of them were listed."""
+    shown = [Rejection(number=escape(r.number), reason=escape(r.reason)) for r in accepted.rejected]
+    report(accepted.model_copy(update={"rejected": shown}), out_dir=out_dir)
+    if refused and not accepted.existing:
+        more = (
+            f" (the first {len(shown)} shown; the dashboard lists them all)"
+            if refused > len(shown)
+            else ""
+        )
+        errors.print(f"{refused} of {read} invoices refused{more}", highlight=False)
+
+
 @cli.command("close-period", help="Close a period: export its invoices once; prints the run id.")
 def close_period(
     period: Annotated[str, typer.Argument(help="The invoice period, e.g. 2026-11.")],
     invoices: Annotated[Path, typer.Option(help="A folder of Opter XML files or a JSON file.")],
     preview: PreviewDir = None,
 ) -> None:
+    _check_names(period=period)
     try:
         settings, config = _settings_and_config()
         for warning in config.warnings:
-            errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+            errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
         intake = read_path(invoices)
         accepted = _operations(settings, config).close(
             period, intake, preview=preview is not None, out_dir=preview
         )
     except Refused as refused:
-        for rejection in refused.rejected:
-            errors.print(f"[red]refused:[/red] {rejection.error}", highlight=False)
-        raise fail(f"{invoices}: {refused.detail}") from None
-    except ExportError as error:
-        raise fail(str(error)) from None
+        for rejection in refused.rejected[:LISTED]:
+            errors.print(f"[red]refused:[/red] {escape(str(rejection.error))}", highlight=False)
+        raise _refuse(f"{invoices}: {refused.detail}") from None
+    except PermanentError as error:  # a transient one ends in main(), naming Redis
+        raise _refuse(str(error)) from None
     if accepted.existing:
         errors.print(
             f"[yellow]period {period} was closed before:[/yellow] its run is {accepted.run}; "
             "nothing was exported again (heeros-export export --period to export it again)",
             highlight=False,
         )
-    report(accepted, out_dir=preview)
+    _report(accepted, read=intake.count, refused=len(intake.rejected), out_dir=preview)
 
 
 @cli.command(help="Export invoices of closed periods again: a whole period or single invoices.")
@@ -115,16 +188,17 @@ def export(
     chosen = [*(invoice or []), *(numbers or [])]
     if (period is None) == (not chosen):
         raise fail("give either --period P or --invoice N ..., one of the two")
+    _check_names(period=period, numbers=chosen)
     try:
         settings, config = _settings_and_config()
         accepted = _operations(settings, config).export(
             chosen or None, period=period, preview=preview is not None, out_dir=preview
         )
     except Refused as refused:
-        raise fail(refused.detail) from None
-    except ExportError as error:
-        raise fail(str(error)) from None
-    report(accepted, out_dir=preview)
+        raise _refuse(refused.detail) from None
+    except PermanentError as error:  # a transient one ends in main(), naming Redis
+        raise _refuse(str(error)) from None
+    _report(accepted, read=accepted.total, refused=len(accepted.rejected), out_dir=preview)
 
 
 @cli.command(help="Queue a run's failed and unconfirmed invoices again (only those).")
@@ -134,7 +208,7 @@ def requeue(run: Annotated[str, typer.Argument(help="The run id, e.g. 2026-11-00
         done = _operations(settings, config).requeue(run)
     except Refused as refused:
         raise fail(refused.detail) from None
-    except ExportError as error:
+    except PermanentError as error:  # a transient one ends in main(), naming Redis
         raise fail(str(error)) from None
     print(
         f"run {run}: {done.failed} failed and {done.unconfirmed} unconfirmed invoices queued again"
@@ -152,8 +226,28 @@ def api(
             help="Without HEEROS_API_TOKEN, accept calls without a token (loopback only).",
         ),
     ] = False,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            "--proxy-headers",
+            help="Behind a TLS-terminating proxy or ingress: take the client's address and "
+            "https from X-Forwarded-For and X-Forwarded-Proto, sent by a trusted proxy "
+            "(--forwarded-allow-ips). The session cookie is then Secure.",
+        ),
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            metavar="ADDRESSES",
+            help="With --proxy-headers: the proxies trusted, comma-separated addresses or "
+            "networks (10.0.0.0/8), or * for any; by default 127.0.0.1 and ::1.",
+        ),
+    ] = None,
 ) -> None:
-    settings = Settings()
+    if forwarded_allow_ips is not None and not proxy_headers:
+        raise _refuse("--forwarded-allow-ips needs --proxy-headers")
+    settings = _settings()
     token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
     if allow_anonymous and not token and host not in LOOPBACK:
         raise fail(f"--allow-anonymous serves only a loopback address, not {host}")
@@ -163,7 +257,13 @@ def api(
     except ExportError as error:
         raise fail(str(error)) from None
     uvicorn.run(
-        application, host=host, port=port, log_level="info", proxy_headers=False, log_config=None
+        application,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_config=None,
     )
 
 
@@ -173,7 +273,7 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="Follow the run to its end.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    store = _store(Settings())
+    store = _store(_settings())
     summary = show_progress(store, run) if watch else summarize(store, run)
     if summary is None:
         raise fail(f"no run {run!r}")
@@ -189,7 +289,7 @@ def status(
 
 @cli.command(help="The recent runs, one line each.")
 def runs(limit: Annotated[int, typer.Option(help="How many runs.")] = 20) -> None:
-    for summary in recent_runs(_store(Settings()), limit=limit):
+    for summary in recent_runs(_store(_settings()), limit=limit):
         console.print(line(summary), highlight=False)
 
 
@@ -227,7 +327,17 @@ cli.command("sandbox", help="Run the Heeros sandbox server.")(sandbox_command)
 
 
 def main() -> None:
-    cli()
+    """``heeros-export``: Redis or the broker out of reach ends any command in one line,
+    and so does any other error of the tree a command let through (a run id that is not
+    one, given to ``status``), never with a traceback."""
+    try:
+        cli()
+    except TransientError as error:
+        _error_line(f"{error} ({_redis_named()})")
+        sys.exit(2)
+    except PermanentError as error:
+        _error_line(str(error))
+        sys.exit(2)
 
 
 if __name__ == "__main__":

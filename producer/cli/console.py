@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from producer.operations.actions import run_warnings
 from producer.operations.views import RunAccepted
-from worker.state.aggregator import RunState, RunSummary, problems, summarize
+from worker.state.aggregator import Pace, RunState, RunSummary, pace, problems, summarize
 from worker.state.store import StatusStore
 
 console = Console()
@@ -57,10 +57,18 @@ def line(summary: RunSummary) -> str:
     )
 
 
+def pace_line(found: Pace) -> str:
+    """``"12 invoices/s, 3 min 20 s left"`` while a run goes on; empty once it has ended."""
+    if found.rate is None and found.left_s is None:
+        return ""
+    return f"{found.rate_text}, {found.left_text} left"
+
+
 def show_progress(
     store: StatusStore, run: str, *, interval: float = 0.5, timeout: float | None = None
 ) -> RunSummary:
-    """Opter's export window: exported / total, green when complete, grey when failed."""
+    """Opter's export window: exported / total, green when complete, grey when failed;
+    while the run goes on, its rate over the last minute and the time left at that rate."""
     summary = summarize(store, run)
     if summary is None:
         raise fail(f"no run {run!r}")
@@ -70,18 +78,19 @@ def show_progress(
         BarColumn(complete_style="cyan", finished_style="green"),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[pace]}"),
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task(f"run {run}", total=summary.total)
+        task = progress.add_task(f"run {run}", total=summary.total, pace="")
         while True:
             summary = summarize(store, run)
             assert summary is not None
-            done = summary.exported + summary.failed
             progress.update(
                 task,
-                completed=done,
+                completed=summary.exported + summary.failed,
                 description=f"run {run}: {summary.exported} exported, {summary.failed} failed",
+                pace=pace_line(pace(store, summary)),
             )
             if summary.state is not RunState.RUNNING:
                 if summary.state is RunState.FAILED:
@@ -115,4 +124,13 @@ def print_summary(store: StatusStore, summary: RunSummary) -> None:
             )
 
 
-__all__ = ["console", "errors", "fail", "line", "print_summary", "report", "show_progress"]
+__all__ = [
+    "console",
+    "errors",
+    "fail",
+    "line",
+    "pace_line",
+    "print_summary",
+    "report",
+    "show_progress",
+]

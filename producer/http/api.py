@@ -8,6 +8,7 @@ Routes::
     GET  /runs                          the recent runs' figures
     GET  /runs/{run}                    one run's figures, per export, with its warnings
     GET  /runs/{run}/invoices?state=S   a page of the run's invoices in state S
+    GET  /runs/{run}/failures           the run's failures grouped by message
 
 Every route asks for ``Authorization: Bearer <HEEROS_API_TOKEN>``, checked in
 constant time before the body is read; a request without it, or with another
@@ -21,12 +22,18 @@ A period's invoices come as JSON, either per the invoice model
 (``{"opter_xml": ["PD94bWwg...", ...]}``): base64 carries a document's bytes as
 they are, so its declared encoding (UTF-8 or ISO-8859-15) holds. An invalid
 invoice fails alone, recorded in the run with its reason; a request in which no
-invoice is valid is refused (422) and closes nothing. ``?preview=true`` on a
-close or an export builds and checks every document without sending any.
+invoice is valid is refused (422) and closes nothing. A request closes at most
+10,000 invoices (a larger period goes through ``heeros-export close-period``); its
+body is read as it arrives and its invoices one at a time
+(:func:`producer.operations.actions.stream_intake`), so any body takes bounded
+memory, and an answer lists the first 100 refused invoices (its figures count all).
+``?preview=true`` on a close or an export builds and checks every document without
+sending any.
 
 Errors answer ``{"detail": "..."}``: 401 no or a wrong token, 404 an unknown
-run, 409 a re-queue of a preview, 413 a body over the limit (64 MiB), 422 bad
-input (naming the invoice and the field), 503 Redis or the broker unreachable.
+run, 409 a re-queue of a preview, 413 a body over the limit (64 MiB) or of more
+than 10,000 invoices, 422 bad input (naming the invoice and the field), 503 Redis
+or the broker unreachable.
 
 What each route does is :class:`producer.operations.actions.Operations`; this module is
 the HTTP around it: the body's limit, the error answers and the routes, one router per
@@ -36,25 +43,33 @@ concern (periods, runs), each behind the bearer check of :mod:`producer.http.aut
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from tempfile import SpooledTemporaryFile
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producer.http.auth import BearerGuard, require_bearer
 from producer.http.dashboard import create_dashboard
 from producer.http.metrics import create_metrics_router
-from producer.operations.actions import SHOWN, Operations, Refused, body_intake, rejections
+from producer.operations.actions import (
+    MAX_INVOICES,
+    SHOWN,
+    Operations,
+    Refused,
+    rejections,
+    stream_intake,
+)
 from producer.operations.views import (
-    PERIOD_PATTERN,
-    RUN_PATTERN,
     ClosePeriod,
     ExportInvoices,
+    FailureGroupsView,
     InvoicePage,
     Problem,
     RequeueAccepted,
@@ -65,14 +80,18 @@ from worker.celery.app import CeleryApp, create_app
 from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
 from worker.documents.fieldpath import field_path
+from worker.documents.names import NAME_PATTERN, RUN_PATTERN
 from worker.errors import ConfigError, ExportError, InvoiceError, TransientError
 from worker.logs import register_secret
 from worker.state.keys import State
 from worker.state.store import StatusStore, open_store
+from worker.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+SPOOLED_BYTES = 1024 * 1024
+"""A close request's body is kept in memory up to this, on disk past it, while it is read."""
 DESCRIPTION = """Exports of Opter invoices to Heeros: close a period, export again, re-queue
 failures, follow runs. Every call but this document's needs `Authorization: Bearer <token>`.
 
@@ -170,14 +189,25 @@ async def _export_error(request: Request, exc: Exception) -> JSONResponse:
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No bearer token, or a wrong one"},
-    413: {"model": Problem, "description": "The body is over the limit"},
+    413: {
+        "model": Problem,
+        "description": f"The body is over the limit, or holds more than {MAX_INVOICES:,} invoices",
+    },
     422: {"model": Problem, "description": "Bad input, naming the invoice and the field"},
     503: {"model": Problem, "description": "Redis or the broker is unreachable"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No run"}}
 
+CLOSE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ClosePeriod.model_json_schema()}},
+    }
+}
+"""The close request's body, as the OpenAPI document shows it (the route reads it itself)."""
+
 RunPath = Annotated[str, PathParam(pattern=RUN_PATTERN, description="A run id: 2026-11-0001")]
-PeriodPath = Annotated[str, PathParam(pattern=PERIOD_PATTERN, description="The period: 2026-11")]
+PeriodPath = Annotated[str, PathParam(pattern=NAME_PATTERN, description="The period: 2026-11")]
 Preview = Annotated[bool, Query(description="Build and check every document; send none.")]
 
 
@@ -216,16 +246,29 @@ def _period_routes(ops: Operations) -> APIRouter:
     """Closing a period and exporting again: each a new run."""
     router = APIRouter()
 
+    def close_body(period: str, body: IO[bytes], preview: bool) -> RunAccepted:
+        return ops.close(period, stream_intake(body, period), preview=preview)
+
     @router.post(
         "/periods/{period}/close",
         status_code=202,
         responses={200: {"model": RunAccepted, "description": "The period's existing run"}},
+        openapi_extra=CLOSE_BODY,
     )
-    def close(
-        period: PeriodPath, body: ClosePeriod, response: Response, preview: Preview = False
+    async def close(
+        period: PeriodPath, request: Request, response: Response, preview: Preview = False
     ) -> RunAccepted:
-        """Close a period: export its invoices once (a repeat answers with the same run)."""
-        accepted = ops.close(period, body_intake(body, period), preview=preview)
+        """Close a period: export its invoices once (a repeat answers with the same run).
+
+        At most 10,000 invoices a request: close a larger period from the command line.
+        """
+        # The body is read as it arrives and its invoices one at a time (never the whole
+        # of it as Python objects), so that any body takes bounded memory.
+        with SpooledTemporaryFile(max_size=SPOOLED_BYTES) as body:
+            async for chunk in request.stream():
+                body.write(chunk)
+            body.seek(0)
+            accepted = await run_in_threadpool(close_body, period, body, preview)
         response.status_code = 200 if accepted.existing else 202
         response.headers["Location"] = f"/runs/{accepted.run}"
         return accepted
@@ -263,6 +306,11 @@ def _run_routes(ops: Operations) -> APIRouter:
         """A run's figures against its total, per export, with its warnings."""
         return ops.run(run)
 
+    @router.get("/runs/{run}/failures", responses=NOT_FOUND)
+    def failures(run: RunPath) -> FailureGroupsView:
+        """The run's failed, incomplete and unconfirmed invoices grouped by message."""
+        return ops.failures(run)
+
     @router.get("/runs/{run}/invoices", responses=NOT_FOUND)
     def invoices(
         run: RunPath,
@@ -290,6 +338,7 @@ def create_api(
     Raises :class:`ConfigError` when ``settings.api_token`` is not set (or blank)
     and ``allow_anonymous`` is not given, or when there is no export configuration.
     """
+    configure_tracing("heeros-export-api")  # the spans of the closes it takes, if OTEL_* asks
     token = _api_token(settings, allow_anonymous=allow_anonymous)
     config = _export_config(settings, config)
     ops = Operations(celery_app or create_app(settings), store or open_store(settings), config)

@@ -1,6 +1,7 @@
 """Who may call: the API token as a bearer token, and the dashboard's session cookie.
 
-One comparison decides both, :func:`token_matches`, in constant time:
+One comparison decides both, :func:`token_matches`, in constant time; an empty
+or blank token matches nothing, not even an empty bearer:
 
 - **Bearer** (the API and ``/metrics``): ``Authorization: Bearer <HEEROS_API_TOKEN>``.
   The API refuses a request without it in :class:`BearerGuard`, a middleware, so
@@ -8,13 +9,18 @@ One comparison decides both, :func:`token_matches`, in constant time:
   routes also carry :func:`require_bearer` as a dependency, which documents the
   scheme in OpenAPI and keeps them closed should the guard's list of public
   paths ever take one in.
-- **Session** (the dashboard): the login form takes the token once and sets a
-  cookie holding an expiry, a random nonce and an HMAC of both keyed by the
-  token, never the token itself; it is HttpOnly and SameSite=Strict. Forms also
-  carry a per-session CSRF token (an HMAC of the nonce). A route that takes
-  :meth:`Sessions.require` as a dependency answers a request without a valid
-  cookie with a redirect to the login page (its routes need
-  :class:`SessionRoute`). With no API token configured, nobody can log in.
+- **Session** (the dashboard): the login form takes the token once and opens a
+  session kept server-side (:mod:`worker.state.sessions`, in Redis for every API
+  process); the cookie holds only the session's random id. It is HttpOnly,
+  SameSite=Strict, and Secure when the request came over TLS, directly or
+  through a trusted proxy (``heeros-export api --proxy-headers``). Logging out
+  deletes the session, so a copied cookie stops working too. Forms carry the
+  session's CSRF token. Login attempts are limited per client and overall
+  (:class:`~worker.state.sessions.LoginLimits`); one held back is answered 429
+  with ``Retry-After``. A route that takes :meth:`Sessions.require` as a
+  dependency answers a request without a valid session with a redirect to the
+  login page (its routes need :class:`SessionRoute`). With no API token
+  configured, nobody can log in.
 """
 
 from __future__ import annotations
@@ -24,16 +30,19 @@ import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request, Response, Security
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from worker.documents.names import is_run, shown
+from worker.state.sessions import LocalSessionStore, SessionRecords
 
 COOKIE = "heeros_session"
 SESSION_S = 12 * 3600
@@ -41,16 +50,23 @@ SESSION_S = 12 * 3600
 LOGIN_ROUTE = "dashboard_login"
 """The name of the login page's route, where a request without a session is sent."""
 CHALLENGE = 'Bearer realm="heeros-export"'
+MAX_CLIENT_CHARS = 64
+"""A client's address as the login limits name it, cut to this length."""
 
 
 # -- the token ------------------------------------------------------------------------------
 
 
 def token_matches(given: str | bytes, token: SecretStr | str | None) -> bool:
-    """Whether ``given`` is the API token, compared in constant time; never without a token."""
+    """Whether ``given`` is the API token, compared in constant time; never without a token.
+
+    A blank token is no token: nothing matches it, an empty ``given`` least of all.
+    """
     if token is None:
         return False
     expected = token.get_secret_value() if isinstance(token, SecretStr) else token
+    if not expected.strip():
+        return False
     raw = given.encode() if isinstance(given, str) else given
     return hmac.compare_digest(raw, expected.encode())
 
@@ -141,10 +157,20 @@ def require_bearer(token: SecretStr | None) -> Callable[..., Awaitable[None]]:
 
 @dataclass(frozen=True)
 class Session:
-    """A valid login: its nonce ties the CSRF token to it."""
+    """A valid login: its CSRF token goes into the dashboard's forms."""
 
-    nonce: str
+    id: str = field(repr=False)
+    csrf: str = field(repr=False)
     expires: int
+
+
+@dataclass(frozen=True)
+class Login:
+    """What a login attempt came to: a new session's cookie, a refusal, or a wait."""
+
+    cookie: str | None = field(default=None, repr=False)
+    retry_after: int = 0
+    """Seconds until this client may try again; 0 when it was not held back."""
 
 
 class LoginRequired(Exception):
@@ -165,6 +191,10 @@ class SessionRoute(APIRoute):
         handle = super().get_route_handler()
 
         async def handle_or_redirect(request: Request) -> Response:
+            run = request.path_params.get("run")
+            if isinstance(run, str) and not is_run(run):
+                # No run can have such an id: the store would refuse to build its keys.
+                return PlainTextResponse(f"no run {shown(run)}", status_code=404)
             try:
                 return await handle(request)
             except LoginRequired as refused:
@@ -174,14 +204,22 @@ class SessionRoute(APIRoute):
 
 
 class Sessions:
-    """Issues and checks session cookies and CSRF tokens, keyed by the API token."""
+    """Opens, checks and ends the dashboard's sessions, kept in ``records``.
 
-    def __init__(self, token: str | None) -> None:
+    The API passes the status store's Redis (:class:`~worker.state.sessions.SessionStore`);
+    without ``records`` sessions live in this process only. Each session carries a
+    mark of the token it was opened with, so changing the token ends every session.
+    Its methods but :meth:`csrf` and :meth:`set_cookie` ask the records: from async
+    code, call them in a thread.
+    """
+
+    def __init__(self, token: str | None, records: SessionRecords | None = None) -> None:
         self._token = token
-        self._key = (
-            hmac.new(token.encode(), b"heeros-dashboard-session", hashlib.sha256).digest()
+        self._records: SessionRecords = records if records is not None else LocalSessionStore()
+        self._mark = (
+            hmac.new(token.encode(), b"heeros-dashboard-session", hashlib.sha256).hexdigest()[:32]
             if token
-            else b""
+            else ""
         )
 
     @property
@@ -192,46 +230,73 @@ class Sessions:
         return token_matches(given, self._token)
 
     def issue(self, *, now: float | None = None) -> str:
+        """Open a session; its cookie's value."""
         expires = int((now or time.time()) + SESSION_S)
-        body = f"v1.{expires}.{secrets.token_urlsafe(18)}"
-        return f"{body}.{self._sign(body)}"
+        fields = {"token": self._mark, "csrf": secrets.token_urlsafe(24), "expires": str(expires)}
+        return self._records.open(fields, ttl_s=expires - int(time.time()))
 
     def check(self, cookie: str | None, *, now: float | None = None) -> Session | None:
-        if not cookie or not self._key:
+        """The session a cookie names, or None: unknown, ended, expired, or of another token."""
+        if not cookie or not self._mark:
             return None
-        body, _, signature = cookie.rpartition(".")
-        version, _, rest = body.partition(".")
-        expires, _, nonce = rest.partition(".")
-        if version != "v1" or not expires.isdigit() or not nonce:
+        record = self._records.read(cookie)
+        if record is None:
             return None
-        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+        mark, csrf, expires = record.get("token", ""), record.get("csrf"), record.get("expires")
+        if not hmac.compare_digest(mark.encode(), self._mark.encode()):
+            return None
+        if not csrf or not expires or not expires.isdigit():
             return None
         if int(expires) < (now or time.time()):
             return None
-        return Session(nonce=nonce, expires=int(expires))
+        return Session(id=cookie, csrf=csrf, expires=int(expires))
 
-    def csrf(self, session: Session) -> str:
-        return self._sign(f"csrf.{session.nonce}")[:32]
+    def revoke(self, cookie: str | None) -> None:
+        """End the session a cookie names, for every copy of the cookie."""
+        if cookie:
+            self._records.revoke(cookie)
 
-    def csrf_matches(self, given: str, session: Session) -> bool:
-        return hmac.compare_digest(given.encode(), self.csrf(session).encode())
+    def log_in(self, client: str, given: str) -> Login:
+        """Count ``client``'s attempt, then check ``given`` and open a session when it is right.
+
+        An attempt past the limits is answered with the wait, whatever token it gave.
+        """
+        wait = self._records.attempt(client[:MAX_CLIENT_CHARS])
+        if wait:
+            return Login(retry_after=wait)
+        if not self.token_matches(given):
+            return Login()
+        self._records.clear_attempts(client[:MAX_CLIENT_CHARS])
+        return Login(cookie=self.issue())
+
+    @staticmethod
+    def csrf(session: Session) -> str:
+        return session.csrf
+
+    @staticmethod
+    def csrf_matches(given: str, session: Session) -> bool:
+        return hmac.compare_digest(given.encode(), session.csrf.encode())
 
     def of(self, request: Request) -> Session | None:
         """The request's session, or None."""
         return self.check(request.cookies.get(COOKIE))
 
-    async def require(self, request: Request) -> Session:
-        """The session dependency: the request's session, else :class:`LoginRequired`."""
+    def require(self, request: Request) -> Session:
+        """The session dependency: the request's session, else :class:`LoginRequired`.
+
+        A plain function, so FastAPI runs it in a thread while it asks Redis.
+        """
         session = self.of(request)
         if session is None:
             raise LoginRequired(login_redirect(request))
         return session
 
-    def sign_in(self, response: Response, request: Request) -> None:
-        """Set a new session's cookie on the response."""
+    @staticmethod
+    def set_cookie(response: Response, request: Request, cookie: str) -> None:
+        """Set a session's cookie; Secure when the request came over TLS (or a trusted proxy)."""
         response.set_cookie(
             COOKIE,
-            self.issue(),
+            cookie,
             max_age=SESSION_S,
             path="/",
             httponly=True,
@@ -239,13 +304,21 @@ class Sessions:
             secure=request.url.scheme == "https",
         )
 
-    @staticmethod
-    def sign_out(response: Response) -> None:
-        """Drop the session's cookie."""
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    def sign_out(self, response: Response, request: Request) -> None:
+        """End the request's session and drop its cookie."""
+        self.revoke(request.cookies.get(COOKIE))
+        response.delete_cookie(
+            COOKIE,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
 
-    def _sign(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+
+def client_address(request: Request) -> str:
+    """The client's address as the ASGI server saw it (after trusted proxy headers)."""
+    return request.client.host if request.client else "-"
 
 
 def login_redirect(request: Request) -> RedirectResponse:
@@ -268,14 +341,17 @@ __all__ = [
     "CHALLENGE",
     "COOKIE",
     "LOGIN_ROUTE",
+    "MAX_CLIENT_CHARS",
     "SESSION_S",
     "BearerGuard",
+    "Login",
     "LoginRequired",
     "Session",
     "SessionRoute",
     "Sessions",
     "bearer_matches",
     "bearer_refusal",
+    "client_address",
     "login_redirect",
     "require_bearer",
     "safe_next",

@@ -2,21 +2,24 @@
 
 Server-rendered pages (:mod:`producer.http.pages`) with a little inline JavaScript:
 
-    GET  /login, POST /login          the API token in a form; sets the session cookie
-    GET|POST /logout                  drops it
-    GET  /                            the runs, a progress bar each (refreshed every 3 s)
-    GET  /runs/{run}                  a run: counts by state and export, its problems
+    GET  /login, POST /login          the API token in a form; opens a session (429 past the limits)
+    GET|POST /logout                  ends the session
+    GET  /?export=NAME                the runs (of one export), a bar each (refreshed every 3 s)
+    GET  /runs/{run}                  a run: counts by state and export, its pace (rate, time
+                                      left, a chart) and its problems grouped by message
     GET  /runs/{run}/events           server-sent events: the summary JSON about each second
     GET  /runs/{run}/summary          the same JSON once, for short polling or a script
-    GET  /runs/{run}/problems         the problems table (an HTML fragment)
+    GET  /runs/{run}/problems         the problems, by message and each (an HTML fragment)
     GET  /runs/{run}/items?state=     every item in one state, a page at a time
     GET  /runs/{run}/search?number=   one invoice's exports in the run
-    POST /runs/{run}/requeue-form     the "Re-queue failed" button
+    POST /runs/{run}/requeue-form     the "Re-queue failed" button; with ``group``, one
+                                      group's "Re-queue these" button
 
 One router per concern (login, runs, a run, its invoices, live figures, re-queue),
 put together by :func:`create_dashboard`. Every figure comes from
 :mod:`worker.state.aggregator` (set sizes: one round trip per summary whatever
-the run's size).
+the run's size; one more for the failure groups, one script call for the pace,
+which also writes a progress sample at most every few seconds).
 
 Access (:mod:`producer.http.auth`): every page but the login page takes the
 session dependency, so without a valid cookie it redirects to the login page;
@@ -34,15 +37,30 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.responses import StreamingResponse
 
-from producer.http.auth import LOGIN_ROUTE, Session, SessionRoute, Sessions, safe_next
-from producer.http.pages import Pages, bar_width, read_form, summary_event
+from producer.http.auth import (
+    LOGIN_ROUTE,
+    Session,
+    SessionRoute,
+    Sessions,
+    client_address,
+    safe_next,
+)
+from producer.http.pages import (
+    Pages,
+    bar_width,
+    pace_figures,
+    page_cursor,
+    read_form,
+    summary_event,
+)
 from producer.operations.runs import requeue_run
 from worker.celery.app import CeleryApp, create_app
 from worker.config.settings import Settings
@@ -50,12 +68,17 @@ from worker.logs import register_secret
 from worker.state.aggregator import (
     RunState,
     RunSummary,
+    failure_groups,
     items_in_state,
+    pace,
     problems,
+    recent_exports,
     recent_runs,
     summarize,
 )
+from worker.state.groups import is_group_key
 from worker.state.keys import PROBLEM_STATES, State, item_id
+from worker.state.sessions import SessionStore
 from worker.state.store import StatusStore, open_store
 
 log = logging.getLogger(__name__)
@@ -88,9 +111,10 @@ def create_dashboard(
     """The dashboard's routes; mount them with ``app.include_router(router)``."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     register_secret(token)
-    sessions = Sessions(token)
+    store = store or open_store(settings)
+    sessions = Sessions(token, SessionStore.for_store(store))
     dashboard = Dashboard(
-        store=store or open_store(settings),
+        store=store,
         sessions=sessions,
         pages=Pages(sessions),
         celery=_celery_once(settings, celery_app),
@@ -141,21 +165,28 @@ def _login_routes(dashboard: Dashboard) -> APIRouter:
     @router.post("/login", name="dashboard_login_submit")
     async def login(request: Request) -> Response:
         form = await read_form(request)
-        if not sessions.token_matches(form.get("token", "")):
+        client = client_address(request)
+        attempt = await run_in_threadpool(sessions.log_in, client, form.get("token", ""))
+        if attempt.retry_after:
+            log.warning("dashboard login from %s held back %d s", client, attempt.retry_after)
+            error = f"Too many attempts: try again in {attempt.retry_after} s."
+            page = login_page(request, form.get("next"), error, status_code=429)
+            page.headers["Retry-After"] = str(attempt.retry_after)
+            return page
+        if attempt.cookie is None:
             await asyncio.sleep(LOGIN_DELAY_S)
-            client = request.client.host if request.client else "-"
             log.warning("dashboard login refused from %s", client)
             error = "That token is not right." if sessions.enabled else "Logging in is disabled."
             return login_page(request, form.get("next"), error, status_code=401)
         target = safe_next(form.get("next")) or request.url_for("dashboard_runs").path
         response = RedirectResponse(target, status_code=303)
-        sessions.sign_in(response, request)
+        sessions.set_cookie(response, request, attempt.cookie)
         return response
 
     @router.api_route("/logout", methods=["GET", "POST"], name="dashboard_logout")
     def logout(request: Request) -> Response:
         response = RedirectResponse(request.url_for(LOGIN_ROUTE).path, status_code=303)
-        sessions.sign_out(response)
+        sessions.sign_out(response, request)
         return response
 
     return router
@@ -165,17 +196,27 @@ def _runs_routes(dashboard: Dashboard) -> APIRouter:
     router = APIRouter(route_class=SessionRoute)
     signed_in = Depends(dashboard.sessions.require)
 
-    def runs(request: Request, session: Session, template: str) -> Response:
-        context = {"runs": recent_runs(dashboard.store, limit=RUNS_SHOWN), "width": bar_width}
+    def runs(request: Request, session: Session, template: str, export: str) -> Response:
+        chosen = export or None
+        context = {
+            "runs": recent_runs(dashboard.store, limit=RUNS_SHOWN, export=chosen),
+            "width": bar_width,
+            "export": export,
+            "exports": recent_exports(dashboard.store) if template == "runs.html" else [],
+        }
         return dashboard.pages.render(request, template, context, session=session)
 
     @router.get("/", name="dashboard_runs")
-    def runs_page(request: Request, session: Annotated[Session, signed_in]) -> Response:
-        return runs(request, session, "runs.html")
+    def runs_page(
+        request: Request, session: Annotated[Session, signed_in], export: str = ""
+    ) -> Response:
+        return runs(request, session, "runs.html", export)
 
     @router.get("/runs-rows", name="dashboard_runs_rows")
-    def runs_rows(request: Request, session: Annotated[Session, signed_in]) -> Response:
-        return runs(request, session, "_runs_rows.html")
+    def runs_rows(
+        request: Request, session: Annotated[Session, signed_in], export: str = ""
+    ) -> Response:
+        return runs(request, session, "_runs_rows.html", export)
 
     return router
 
@@ -197,13 +238,12 @@ def _run_routes(dashboard: Dashboard) -> APIRouter:
         if summary is None or record is None:
             return pages.missing(request, session, run)
         context = {
-            "summary": summary,
+            **_problems_context(store, summary),
             "exports": record.exports,
             "states": [state.value for state in State],
             "problem_states": [state.value for state in PROBLEM_STATES],
-            "problems": problems(store, run, count=PROBLEMS_SHOWN),
-            "shown": PROBLEMS_SHOWN,
             "width": bar_width(summary),
+            "pace": pace_figures(summary, pace(store, summary)),
             "requeued": requeued,
         }
         return pages.render(request, "run.html", context, session=session)
@@ -215,14 +255,20 @@ def _run_routes(dashboard: Dashboard) -> APIRouter:
         summary = summarize(store, run)
         if summary is None:
             return pages.missing(request, session, run)
-        context = {
-            "summary": summary,
-            "problems": problems(store, run, count=PROBLEMS_SHOWN),
-            "shown": PROBLEMS_SHOWN,
-        }
+        context = _problems_context(store, summary)
         return pages.render(request, "_problems.html", context, session=session)
 
     return router
+
+
+def _problems_context(store: StatusStore, summary: RunSummary) -> dict[str, Any]:
+    """What the problems fragment shows: the groups by message, then each problem."""
+    return {
+        "summary": summary,
+        "groups": failure_groups(store, summary.run),
+        "problems": problems(store, summary.run, count=PROBLEMS_SHOWN),
+        "shown": PROBLEMS_SHOWN,
+    }
 
 
 def _invoice_routes(dashboard: Dashboard) -> APIRouter:
@@ -236,13 +282,19 @@ def _invoice_routes(dashboard: Dashboard) -> APIRouter:
         run: str,
         state: str,
         session: Annotated[Session, signed_in],
-        cursor: int = 0,
+        cursor: str = "0",
     ) -> Response:
+        # Taken as text: a cursor Redis would refuse is a bad link (400), not an
+        # unreachable store (503), and that is known before Redis is asked.
+        number = page_cursor(cursor)
+        if number is None:
+            reason = f"cursor {cursor[:24]!r} is not a page of this run's invoices"
+            return pages.refused(request, session, run, reason, status_code=400)
         summary = summarize(store, run)
         if summary is None or state not in {s.value for s in State}:
             return pages.missing(request, session, run)
-        cursor, records = items_in_state(store, run, State(state), cursor=cursor, count=PAGE)
-        context = {"summary": summary, "state": state, "records": records, "cursor": cursor}
+        following, records = items_in_state(store, run, State(state), cursor=number, count=PAGE)
+        context = {"summary": summary, "state": state, "records": records, "cursor": following}
         return pages.render(request, "items.html", context, session=session)
 
     @router.get("/runs/{run}/search", name="dashboard_search")
@@ -272,7 +324,8 @@ def _live_routes(dashboard: Dashboard) -> APIRouter:
         summary = summarize(dashboard.store, run)
         if summary is None:
             return JSONResponse({"detail": f"no run {run}"}, status_code=404)
-        return JSONResponse(summary_event(summary), headers={"Cache-Control": "no-store"})
+        data = summary_event(summary, pace(dashboard.store, summary))
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     @router.get("/runs/{run}/events", name="dashboard_events")
     async def events(request: Request, run: str) -> Response:
@@ -296,7 +349,8 @@ async def _events(
     summary: RunSummary | None = first
     ends = time.monotonic() + STREAM_S
     while summary is not None:
-        yield f"data: {json.dumps(summary_event(summary))}\n\n"
+        found = await run_in_threadpool(pace, dashboard.store, summary)
+        yield f"data: {json.dumps(summary_event(summary, found))}\n\n"
         if summary.state is not RunState.RUNNING or time.monotonic() > ends:
             return
         await asyncio.sleep(EVENT_INTERVAL_S)
@@ -320,9 +374,19 @@ def _requeue_routes(dashboard: Dashboard) -> APIRouter:
             origin is not None and origin != expected
         ):
             return HTMLResponse("The form has expired: reload the page and try again.", 403)
-        if await run_in_threadpool(dashboard.store.run_record, run) is None:
+        group = form.get("group") or None
+        if group is not None and not is_group_key(group):
+            reason = "That is not a group of this run."
+            return dashboard.pages.refused(request, session, run, reason, status_code=400)
+        record = await run_in_threadpool(dashboard.store.run_record, run)
+        if record is None:
             return dashboard.pages.missing(request, session, run)
-        done = await run_in_threadpool(requeue_run, dashboard.celery(), dashboard.store, run)
+        if record.preview:
+            reason = "A preview sent nothing, so nothing of it can be re-queued: export instead."
+            return dashboard.pages.refused(request, session, run, reason, status_code=409)
+        done = await run_in_threadpool(
+            partial(requeue_run, only=group), dashboard.celery(), dashboard.store, run
+        )
         target = request.url_for("dashboard_run", run=run).path
         return RedirectResponse(f"{target}?requeued={done.total}", status_code=303)
 

@@ -8,18 +8,27 @@ with the status and a reason that names the invoice and the field.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
-from producer.operations.intake import Intake, read_json, safe_number
+from producer.operations.intake import Intake, read_json, read_opter_xml, read_stream
 from producer.operations.preview import PreviewResult, preview_run
-from producer.operations.runs import Rejected, RunStarted, close_period, export_again, requeue_run
+from producer.operations.runs import (
+    KeptInvoice,
+    Rejected,
+    RunInvoice,
+    RunStarted,
+    close_period,
+    export_again,
+    requeue_run,
+)
 from producer.operations.views import (
     ClosePeriod,
+    FailureGroupsView,
     InvoicePage,
     InvoiceView,
     Rejection,
@@ -29,10 +38,14 @@ from producer.operations.views import (
 )
 from worker.celery.app import CeleryApp
 from worker.config import ExportConfig
-from worker.documents.invoice import Invoice
-from worker.documents.opterreader import parse_invoice_xml
 from worker.errors import InvoiceError
-from worker.state.aggregator import RunSummary, items_in_state, recent_runs, summarize
+from worker.state.aggregator import (
+    RunSummary,
+    failure_groups,
+    items_in_state,
+    recent_runs,
+    summarize,
+)
 from worker.state.keys import State
 from worker.state.store import StatusStore
 
@@ -40,6 +53,12 @@ log = logging.getLogger(__name__)
 
 SHOWN = 20
 """How many invoice numbers an error names before it says how many more."""
+LISTED = 100
+"""How many refused invoices an answer lists, with their reasons; its figures count all."""
+MAX_INVOICES = 10_000
+"""The most invoices one close request takes (``invoices`` or ``opter_xml``). A larger
+period is closed from the command line (``heeros-export close-period``), which has no
+such maximum, or split into periods of at most this many, one request each."""
 
 
 class Refused(Exception):
@@ -61,8 +80,8 @@ def _listing(numbers: Sequence[str]) -> str:
 
 
 def rejections(rejected: Sequence[Rejected]) -> list[Rejection]:
-    """The refused invoices as the API shows them."""
-    return [Rejection(number=r.number, reason=str(r.error)) for r in rejected]
+    """The first :data:`LISTED` refused invoices as the API shows them."""
+    return [Rejection(number=r.number, reason=str(r.error)) for r in rejected[:LISTED]]
 
 
 def run_warnings(extra: dict[str, str]) -> list[str]:
@@ -72,25 +91,6 @@ def run_warnings(extra: dict[str, str]) -> list[str]:
     except ValueError:
         return []
     return [str(w) for w in found] if isinstance(found, list) else []
-
-
-def read_opter_xml(documents: Sequence[str]) -> Intake:
-    """Base64-encoded Opter XML documents, one invoice each; an invalid one is set aside."""
-    intake = Intake()
-    for position, text in enumerate(documents):
-        source = f"opter_xml[{position}]"
-        try:
-            data = base64.b64decode(text, validate=True)
-        except ValueError as exc:
-            error = InvoiceError(f"{source}: not base64: {exc}")
-            intake.rejected.append(Rejected(number=f"#{position + 1}", error=error))
-            continue
-        try:
-            intake.invoices.append(parse_invoice_xml(data, source=source))
-        except InvoiceError as error:
-            number = safe_number(error.invoice_number or f"#{position + 1}")
-            intake.rejected.append(Rejected(number=number, error=error))
-    return intake
 
 
 def _unique_rejections(intake: Intake) -> None:
@@ -104,19 +104,44 @@ def _unique_rejections(intake: Intake) -> None:
         seen.add(intake.rejected[position].number)
 
 
-def body_intake(body: ClosePeriod, period: str) -> Intake:
-    """The invoices of a close request, each valid or set aside with its reason."""
-    if body.period is not None and body.period != period:
-        raise Refused(422, f"period: the body names {body.period}, the path {period}")
-    if (body.invoices is None) == (body.opter_xml is None):
+def _check_body(period: str, named: str | None, given: set[str]) -> None:
+    if named is not None and named != period:
+        raise Refused(422, f"period: the body names {named[:40]}, the path {period}")
+    if len(given) != 1:
         raise Refused(
             422,
             "give the invoices either as 'invoices' (JSON per the invoice model) or as "
             "'opter_xml' (base64-encoded Opter XML documents), one of the two",
         )
+
+
+def body_intake(body: ClosePeriod, period: str) -> Intake:
+    """The invoices of a close request already read, each valid or set aside with its reason."""
+    given = {key for key in ("invoices", "opter_xml") if getattr(body, key) is not None}
+    _check_body(period, body.period, given)
     if body.invoices is not None:
         return read_json(body.invoices, source="invoices")
     return read_opter_xml(body.opter_xml or [])
+
+
+def stream_intake(stream: IO[bytes], period: str, *, most: int = MAX_INVOICES) -> Intake:
+    """The invoices of a close request's body, read a piece at a time (at most ``most``).
+
+    Refuses (413) a body of more invoices, (422) one that is not a close request.
+    """
+    try:
+        intake = read_stream(stream, source="body", body=True, most=most)
+    except InvoiceError as error:
+        raise Refused(422, str(error)) from None
+    if intake.over:
+        raise Refused(
+            413,
+            f"more than {most:,} invoices in one request: close a larger period from the "
+            "command line (heeros-export close-period), or split it into periods of at "
+            f"most {most:,} invoices, one request each",
+        )
+    _check_body(period, intake.period, intake.given)
+    return intake
 
 
 def checked_intake(intake: Intake) -> Intake:
@@ -130,9 +155,11 @@ def checked_intake(intake: Intake) -> Intake:
         raise Refused(422, f"invoice numbers appear twice: {_listing(sorted(twice))}")
     _unique_rejections(intake)
     if not intake.invoices:
+        refused = len(intake.rejected)
+        listed = f"; the first {LISTED} are listed" if refused > LISTED else ""
         raise Refused(
             422,
-            f"no valid invoice ({len(intake.rejected)} refused): nothing was closed",
+            f"no valid invoice ({refused} refused{listed}): nothing was closed",
             rejected=intake.rejected,
         )
     return intake
@@ -199,11 +226,12 @@ class Operations:
                 )
             period = self._period_of(chosen[0])
         if preview:
-            invoices: list[Invoice] = []
+            invoices: list[RunInvoice] = []
             refused: list[Rejected] = []
             for number in chosen:
                 try:
-                    invoices.append(self.store.load_invoice(number))
+                    # Held as its copy: a whole period's models would not fit in memory.
+                    invoices.append(KeptInvoice.of(self.store.load_invoice(number)))
                 except InvoiceError as error:
                     refused.append(Rejected(number=number, error=error))
             return self._previewed(period, invoices, refused, out_dir)
@@ -211,16 +239,23 @@ class Operations:
         log.info("run=%s exports %d invoices again", started.run, len(chosen))
         return self._accepted(started, period, [])
 
-    def requeue(self, run: str) -> RequeueAccepted:
+    def requeue(self, run: str, *, only: str | None = None) -> RequeueAccepted:
+        """Queue the run's failed and unconfirmed invoices again; with ``only``, one group's."""
         record = self.store.run_record(run)
         if record is None:
             raise Refused(404, f"no run {run}")
         if record.preview:
             raise Refused(409, f"run {run} is a preview: nothing of it was sent; export instead")
-        done = requeue_run(self.app, self.store, run)
+        done = requeue_run(self.app, self.store, run, only=only)
         return RequeueAccepted(
             run=run, failed=done.failed, unconfirmed=done.unconfirmed, total=done.total
         )
+
+    def failures(self, run: str) -> FailureGroupsView:
+        """The run's failures grouped by message, largest group first."""
+        if self.store.run_record(run) is None:
+            raise Refused(404, f"no run {run}")
+        return FailureGroupsView.of(run, failure_groups(self.store, run))
 
     def runs(self, limit: int) -> list[RunView]:
         return [self._view(summary) for summary in recent_runs(self.store, limit=limit)]
@@ -276,7 +311,7 @@ class Operations:
     def _previewed(
         self,
         period: str,
-        invoices: Sequence[Invoice],
+        invoices: Sequence[RunInvoice],
         rejected: Sequence[Rejected],
         out_dir: Path | None,
     ) -> RunAccepted:
@@ -321,6 +356,8 @@ def _per_export(summary: RunSummary) -> dict[str, int]:
 
 
 __all__ = [
+    "LISTED",
+    "MAX_INVOICES",
     "SHOWN",
     "Operations",
     "Refused",
@@ -329,4 +366,5 @@ __all__ = [
     "read_opter_xml",
     "rejections",
     "run_warnings",
+    "stream_intake",
 ]

@@ -1,9 +1,12 @@
 """Opter's "Preview (don't send)": the whole chain but the send, in this process.
 
 Each invoice is serialized, transformed and checked against the Finvoice XSD
-for each export it would go to; its document is written to a folder as
-``<invoice number>.xml`` (under a folder per export when there are several),
-and the run is recorded as a preview. Nothing reaches Heeros.
+for each export it would go to, and then held to every limit its send would be
+held to: the send request is built as a worker builds it, and one Heeros would
+refuse as too large (``CONTENT_TOO_LARGE``) fails the preview too. Its document
+is written to a folder as ``<invoice number>.xml`` (under a folder per export
+when there are several), and the run is recorded as a preview. Nothing reaches
+Heeros. Each invoice is rendered from its kept copy, as a worker renders it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.operations.runs import Rejected, plan_items
+from producer.operations.runs import Rejected, RunInvoice, kept, plan_items
 from worker.config import ExportConfig
-from worker.documents.finvoice import render_finvoice
-from worker.documents.invoice import Invoice
-from worker.documents.keptcopy import compress_invoice
-from worker.errors import PermanentError
+from worker.config.sections import Export
+from worker.documents.finvoice import render_document
+from worker.documents.keptcopy import invoice_source
+from worker.errors import InvoiceError, PermanentError
+from worker.heeros.wire import send_request
+from worker.pipeline import idempotency_key
 from worker.state.keys import State, item_id
 from worker.state.store import RunRecord, StatusStore
+
+HEEROS_MAX_BODY_BYTES = 12_000_000
+"""The largest send request Heeros takes; a larger one it refuses (413, CONTENT_TOO_LARGE)."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,32 @@ def _folder_name(export: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", export).strip("-") or "export"
 
 
+def check_sendable(export: Export, number: str, document: bytes) -> None:
+    """Raises what sending ``document`` would: the send request's own checks, and
+    :class:`InvoiceError` for a request larger than Heeros takes."""
+    request = send_request(
+        office_code=export.office_code,
+        customer_code=export.customer_code,
+        invoice_number=number,
+        document=document,
+        encoding=export.encoding,
+        options=export.options,
+        idempotency_key=idempotency_key(export, number),
+    )
+    size = len(request.content or b"")
+    if size > HEEROS_MAX_BODY_BYTES:
+        raise InvoiceError(
+            f"invoice {number}: its send request would be {size:,} bytes, more than the "
+            f"{HEEROS_MAX_BODY_BYTES:,} bytes Heeros takes (CONTENT_TOO_LARGE): "
+            "split it into invoices of fewer rows",
+            invoice_number=number,
+        )
+
+
 def preview_run(
     store: StatusStore,
     config: ExportConfig,
-    invoices: Sequence[Invoice],
+    invoices: Sequence[RunInvoice],
     *,
     period: str,
     out_dir: Path | None,
@@ -52,7 +82,8 @@ def preview_run(
 ) -> PreviewResult:
     """Build every document of a run without sending; write them to ``out_dir``."""
     refused = list(rejected)
-    exports, items, warnings = plan_items(config, invoices)
+    copies = {invoice.number: invoice for invoice in kept(invoices)}
+    exports, items, warnings = plan_items(config, list(copies.values()))
     run = store.next_run_id(period)
     store.create_run(
         RunRecord(
@@ -65,7 +96,7 @@ def preview_run(
             label=f"preview {period}",
         ),
         items,
-        {invoice.number: compress_invoice(invoice) for invoice in invoices},
+        {number: invoice.copy for number, invoice in copies.items()},
     )
     folders: dict[str, str] = {}
     if out_dir is not None:
@@ -73,15 +104,15 @@ def preview_run(
             folder = out_dir if len(exports) == 1 else out_dir / _folder_name(name)
             folder.mkdir(parents=True, exist_ok=True)
             folders[name] = str(folder)
-    by_number = {invoice.number: invoice for invoice in invoices}
     written = failed = 0
     per_export: dict[str, int] = {}
     for item, number, index in items:
         export = config.export(exports[index])
         try:
-            document = render_finvoice(
-                by_number[number], export.transform, encoding=export.encoding
-            )
+            source = invoice_source(copies[number].copy, number=number)
+            document = render_document(source, number, export.transform, encoding=export.encoding)
+            if export.is_heeros:
+                check_sendable(export, number, document)
         except PermanentError as error:
             failed += 1
             store.transition(
@@ -120,4 +151,4 @@ def preview_run(
     )
 
 
-__all__ = ["PreviewResult", "preview_run"]
+__all__ = ["HEEROS_MAX_BODY_BYTES", "PreviewResult", "check_sendable", "preview_run"]

@@ -18,10 +18,13 @@ from worker.celery.publisher import publish_tasks
 from worker.celery.tasks import SEND_QUEUE, SEND_TASK
 from worker.config import ExportConfig
 from worker.documents.invoice import Invoice
-from worker.documents.keptcopy import compress_invoice
+from worker.documents.keptcopy import compress_invoice, decompress_invoice
+from worker.documents.names import check_period
 from worker.errors import InvoiceError, Kind
+from worker.state.groups import record_group_key
 from worker.state.keys import State, item_id, split_item
 from worker.state.store import RunRecord, StatusStore
+from worker.tracing import invoice_traces
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,36 @@ class Rejected:
 
     number: str
     error: InvoiceError
+
+
+@dataclass(frozen=True)
+class KeptInvoice:
+    """An invoice accepted at intake, held as its kept copy until its run is recorded.
+
+    The models of a big period would not fit in memory (ten thousand invoices of ten
+    rows take about 400 MB); their copies take a few megabytes.
+    """
+
+    number: str
+    customer_number: str
+    copy: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, invoice: Invoice) -> KeptInvoice:
+        return cls(invoice.number, invoice.customer.customer_number, compress_invoice(invoice))
+
+    def invoice(self) -> Invoice:
+        """The invoice model, read back from its copy."""
+        return decompress_invoice(self.copy, number=self.number)
+
+
+RunInvoice = Invoice | KeptInvoice
+"""An invoice of a run: the model, or its kept copy."""
+
+
+def kept(invoices: Iterable[RunInvoice]) -> list[KeptInvoice]:
+    """Each invoice as its kept copy."""
+    return [i if isinstance(i, KeptInvoice) else KeptInvoice.of(i) for i in invoices]
 
 
 @dataclass(frozen=True)
@@ -48,7 +81,7 @@ class RunStarted:
 
 
 def plan_items(
-    config: ExportConfig, invoices: Sequence[Invoice]
+    config: ExportConfig, invoices: Sequence[RunInvoice]
 ) -> tuple[list[str], list[tuple[str, str, int]], list[str]]:
     """The run's exports, its items (id, number, export index) and warnings."""
     exports: list[str] = []
@@ -57,7 +90,11 @@ def plan_items(
     warnings: list[str] = []
     without: set[str] = set()
     for invoice in invoices:
-        customer = invoice.customer.customer_number
+        customer = (
+            invoice.customer_number
+            if isinstance(invoice, KeptInvoice)
+            else invoice.customer.customer_number
+        )
         targets = config.exports_for(customer)
         if not any(target.is_heeros for target in targets):
             without.add(customer)
@@ -80,7 +117,7 @@ def start_run(
     app: CeleryApp,
     store: StatusStore,
     config: ExportConfig,
-    invoices: Sequence[Invoice],
+    invoices: Sequence[RunInvoice],
     *,
     period: str,
     rejected: Iterable[Rejected] = (),
@@ -88,6 +125,7 @@ def start_run(
     run: str | None = None,
 ) -> RunStarted:
     """Record a run of ``invoices`` and queue one task per invoice and export."""
+    check_period(period)
     refused = list(rejected)
     _refuse_repeats(invoices)
     exports, items, warnings = plan_items(config, invoices)
@@ -95,7 +133,7 @@ def start_run(
         exports.append(config.exports_for("")[0].name if config.exports else "")
     run = run or store.next_run_id(period)
     total = len(items) + len(refused)
-    payloads = {invoice.number: compress_invoice(invoice) for invoice in invoices}
+    payloads = {invoice.number: invoice.copy for invoice in kept(invoices)}
     store.create_run(
         RunRecord(
             run=run,
@@ -128,7 +166,7 @@ def start_run(
     )
 
 
-def _refuse_repeats(invoices: Sequence[Invoice]) -> None:
+def _refuse_repeats(invoices: Sequence[RunInvoice]) -> None:
     numbers = [invoice.number for invoice in invoices]
     if len(set(numbers)) != len(numbers):
         seen: set[str] = set()
@@ -149,25 +187,36 @@ def _record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None
     )
 
 
-def queue_sends(app: CeleryApp, run: str, items: Sequence[str]) -> None:
+def queue_sends(app: CeleryApp, run: str, items: Sequence[str], *, span: str = "close") -> None:
     """One send task per item, published in batches on one connection (see
     :mod:`worker.celery.publisher`): a period is queued several times faster than by
-    an ``apply_async`` loop, with the very messages that loop would send."""
+    an ``apply_async`` loop, with the very messages that loop would send.
+
+    When tracing is on, each item starts a trace of its own with a ``span`` span
+    (``close``, or ``requeue``), which its message carries to the worker."""
     if not items:
         return  # nothing to queue: the broker is not even asked
-    publish_tasks(app, SEND_TASK, ((run, item) for item in items), queue=SEND_QUEUE)
+    with invoice_traces(span, run) as traces:
+        publish_tasks(
+            app,
+            SEND_TASK,
+            ((run, item) for item in items),
+            queue=SEND_QUEUE,
+            traces=None if traces is None else traces.contexts(items),
+        )
 
 
 def close_period(
     app: CeleryApp,
     store: StatusStore,
     config: ExportConfig,
-    invoices: Sequence[Invoice],
+    invoices: Sequence[RunInvoice],
     *,
     period: str,
     rejected: Iterable[Rejected] = (),
 ) -> RunStarted:
     """Export a closed period once: closing it again answers with the run it already has."""
+    check_period(period)  # before anything is kept: no key is made of another name
     _refuse_repeats(invoices)  # before the claim: a refused close must leave the period open
     run = store.next_run_id(period)
     if not store.claim_period(period, run):
@@ -234,12 +283,16 @@ class Requeued:
         return self.failed + self.unconfirmed
 
 
-def requeue_run(app: CeleryApp, store: StatusStore, run: str) -> Requeued:
+def requeue_run(
+    app: CeleryApp, store: StatusStore, run: str, *, only: str | None = None
+) -> Requeued:
     """Queue a run's failed and unconfirmed invoices again (only those).
 
     An unconfirmed invoice, and a failed one that had reached the sending step,
     goes back as ``sending``: its task asks Heeros first (``find``) and only sends
-    when Heeros does not have it, so nothing is sent twice.
+    when Heeros does not have it, so nothing is sent twice. With ``only``, the key
+    of a failure group (:func:`worker.state.groups.record_group_key`), just the
+    invoices of that group go, with the same guarantees.
     """
     counts = {State.FAILED: 0, State.UNCONFIRMED: 0}
     for state in (State.FAILED, State.UNCONFIRMED):
@@ -248,6 +301,8 @@ def requeue_run(app: CeleryApp, store: StatusStore, run: str) -> Requeued:
         for record in store.items(run, members):
             if record.kind == Kind.INVOICE:
                 continue  # refused at intake: only the TMS can send it again, corrected
+            if only is not None and record_group_key(record) != only:
+                continue
             _, export_index = split_item(record.item)
             reached = state is State.UNCONFIRMED or record.attempts > 0
             target = State.SENDING if reached else State.QUEUED
@@ -261,23 +316,27 @@ def requeue_run(app: CeleryApp, store: StatusStore, run: str) -> Requeued:
                 requeued="1",
             ):
                 again.append(record.item)
-        queue_sends(app, run, again)
+        queue_sends(app, run, again, span="requeue")
         counts[state] = len(again)
     log.info(
-        "run=%s re-queued %d failed and %d unconfirmed invoices",
+        "run=%s re-queued %d failed and %d unconfirmed invoices%s",
         run,
         counts[State.FAILED],
         counts[State.UNCONFIRMED],
+        f" of group {only}" if only is not None else "",
     )
     return Requeued(run=run, failed=counts[State.FAILED], unconfirmed=counts[State.UNCONFIRMED])
 
 
 __all__ = [
+    "KeptInvoice",
     "Rejected",
     "Requeued",
+    "RunInvoice",
     "RunStarted",
     "close_period",
     "export_again",
+    "kept",
     "plan_items",
     "queue_sends",
     "requeue_run",

@@ -42,7 +42,7 @@ CUSTOMERS: tuple[Customer, ...] = (
         vat_number="FI26174164",
         address=Address(street="Teollisuustie 12", postal_code="33100", city="Tampere"),
         einvoice_address="003726174164",
-        einvoice_operator="003721291126",
+        einvoice_operator="NDEAFIHH",
     ),
     Customer(
         customer_number="1002",

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PERIOD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$"
-RUN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"
+from worker.documents.names import NAME_PATTERN, RUN_PATTERN
+from worker.state.groups import FailureGroups
+
+PERIOD_PATTERN = NAME_PATTERN
 
 Period = Annotated[str, Field(pattern=PERIOD_PATTERN, description="An invoice period: 2026-11")]
 InvoiceNumber = Annotated[str, Field(pattern=PERIOD_PATTERN, description="An invoice number")]
@@ -109,6 +111,54 @@ class InvoicePage(BaseModel):
     invoices: list[InvoiceView]
 
 
+class FailureGroupView(BaseModel):
+    """The failures of one state, kind and message, with a few example invoices."""
+
+    key: str = Field(description="The group's key; empty for the group of further messages.")
+    state: str
+    kind: str
+    message: str = Field(description="The message, the invoice number and Heeros id as marks.")
+    count: int
+    first_seen: float
+    last_seen: float
+    examples: list[str] = Field(description="Example invoice numbers.")
+    requeueable: bool = Field(description="Whether a re-queue would send some of it again.")
+
+
+class FailureGroupsView(BaseModel):
+    """A run's failed, incomplete and unconfirmed invoices grouped by message."""
+
+    run: str
+    problems: int = Field(description="The run's failed, incomplete and unconfirmed invoices.")
+    counted: int = Field(description="How many of them the groups hold: all unless 'complete'.")
+    complete: bool = Field(description="False when grouped on the fly from the first problems.")
+    groups: list[FailureGroupView]
+
+    @classmethod
+    def of(cls, run: str, found: FailureGroups) -> FailureGroupsView:
+        """The groups of :func:`worker.state.aggregator.failure_groups` as the API shows them."""
+        return cls(
+            run=run,
+            problems=found.problems,
+            counted=found.counted,
+            complete=found.complete,
+            groups=[
+                FailureGroupView(
+                    key=group.key,
+                    state=group.state.value,
+                    kind=group.kind,
+                    message=group.message,
+                    count=group.count,
+                    first_seen=group.first,
+                    last_seen=group.last,
+                    examples=group.numbers,
+                    requeueable=group.requeueable,
+                )
+                for group in found.groups
+            ],
+        )
+
+
 class Problem(BaseModel):
     """What was wrong with a request."""
 
@@ -121,6 +171,8 @@ __all__ = [
     "RUN_PATTERN",
     "ClosePeriod",
     "ExportInvoices",
+    "FailureGroupView",
+    "FailureGroupsView",
     "InvoiceNumber",
     "InvoicePage",
     "InvoiceView",

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 BOARD = ROOT / "deploy" / "grafana" / "heeros-export.json"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
-TOKEN = "names-token"
+TOKEN = "names-token-0001"
 
 SCRAPE_SERIES = frozenset({"up"})
 """What Prometheus itself records for every scrape (alerts.yml: HeerosRedisUnreachable)."""

@@ -4,7 +4,9 @@ Each test gets its own ``redis-server`` with AOF on (so it can be stopped and
 started again on the same port and data directory), the session's sandbox
 reset to known knobs, and worker processes it can SIGKILL and start again.
 Workers get a visibility timeout of 60 s and a sweep after 20 s, so that a
-message lost with a killed worker comes back within the test.
+message lost with a killed worker comes back within the test. The Sentinel
+scenario's :class:`SentinelRig` has a primary, a replica and three sentinels
+instead, reached through Sentinel only.
 
 A scenario ends with :func:`audit`: the run's figures, each item's state and
 the sandbox's read-out, compared invoice by invoice. The figures are printed
@@ -18,6 +20,8 @@ import json
 import os
 import random
 import re
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from producer.cli.localservices import (
     LocalProcess,
@@ -545,16 +550,255 @@ def rig(fault_sandbox: LocalProcess, tmp_path: Path) -> Iterator[Rig]:
         system.knobs(outage=False)
 
 
+# -- Redis Sentinel ---------------------------------------------------------------------
+
+SENTINEL_MASTER = "heeros"
+"""The name the sentinels of :class:`SentinelRig` monitor the primary under."""
+
+SENTINEL_DOWN_AFTER_MS = 1000
+"""How long the primary must not answer before a sentinel holds it down."""
+
+SENTINEL_FAILOVER_TIMEOUT_MS = 3000
+"""Sentinel's failover timeout: how long one failover attempt may take."""
+
+
+def _spawn_logged(name: str, argv: Sequence[str], log_dir: Path) -> LocalProcess:
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return LocalProcess(name=name, popen=popen, log_path=log_path)
+
+
+def _wait_answering(process: LocalProcess, port: int, timeout: float = 15) -> None:
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not process.alive():
+                raise RuntimeError(f"{process.name} exited at start:\n{process.log_tail()}")
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.1)
+    finally:
+        client.close()
+    process.stop()
+    raise RuntimeError(f"{process.name} did not answer in {timeout:g} s:\n{process.log_tail()}")
+
+
+def start_redis_node(
+    *, port: int, data_dir: Path, log_dir: Path, replica_of: int | None = None
+) -> LocalProcess:
+    """A redis-server without persistence on ``port``; the replica of ``replica_of`` if given.
+
+    Its replicas sync at once and without a disk file (Redis waits 5 s by default).
+    """
+    argv = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--maxmemory-policy",
+        "noeviction",
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]
+    if replica_of is not None:
+        argv += ["--replicaof", "127.0.0.1", str(replica_of)]
+    process = _spawn_logged(f"redis-{port}", argv, log_dir)
+    _wait_answering(process, port)
+    return process
+
+
+def start_sentinel(*, port: int, primary_port: int, conf_dir: Path, log_dir: Path) -> LocalProcess:
+    """A sentinel on ``port`` monitoring the primary on ``primary_port`` (quorum 2).
+
+    Its configuration is written in ``conf_dir``, where it rewrites it as it learns.
+    """
+    conf = conf_dir / f"sentinel-{port}.conf"
+    conf.write_text(
+        f"port {port}\n"
+        "bind 127.0.0.1\n"
+        f"dir {conf_dir}\n"
+        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary_port} 2\n"
+        f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}\n"
+        f"sentinel failover-timeout {SENTINEL_MASTER} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
+        f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
+        encoding="utf-8",
+    )
+    process = _spawn_logged(f"sentinel-{port}", ["redis-server", str(conf), "--sentinel"], log_dir)
+    _wait_answering(process, port)
+    return process
+
+
+@dataclass
+class SentinelRig(Rig):
+    """A :class:`Rig` whose Redis is a primary (``redis``) and a replica watched by three
+    sentinels; the status store, the broker and the workers reach it through Sentinel."""
+
+    replica: LocalProcess | None = None
+    replica_port: int = 0
+    sentinels: list[LocalProcess] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
+
+    @property
+    def redis_url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0"
+
+    def node(self, port: int) -> redis.Redis:
+        """A plain client of one Redis node (primary, replica or sentinel), text answers."""
+        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=5)
+
+    def primary_port(self) -> int | None:
+        """The primary's port as the first sentinel that answers names it."""
+        for port in self.sentinel_ports:
+            client = self.node(port)
+            try:
+                address = client.sentinel_get_master_addr_by_name(SENTINEL_MASTER)
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+            if address:
+                return int(address[1])
+        return None
+
+    def wait_watched(self, timeout: float = 30) -> None:
+        """Wait until the replica is in sync and every sentinel knows it and the others
+        (sentinels find each other through the primary, every 2 s): a failover needs that."""
+        deadline = time.monotonic() + timeout
+        others = len(self.sentinel_ports) - 1
+        replica = self.node(self.replica_port)
+        sentinels = [self.node(port) for port in self.sentinel_ports]
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    link = replica.info("replication")
+                    masters = [s.sentinel_master(SENTINEL_MASTER) for s in sentinels]
+                except redis.RedisError:
+                    masters, link = [], {}
+                if link.get("master_link_status") == "up" and all(
+                    int(m["num-other-sentinels"]) == others and int(m["num-slaves"]) == 1
+                    for m in masters
+                ):
+                    return
+                time.sleep(0.2)
+        finally:
+            for client in [replica, *sentinels]:
+                client.close()
+        raise RuntimeError(f"the sentinels did not all watch the primary in {timeout:g} s")
+
+    def wait_promoted(self, timeout: float = 30) -> bool:
+        """Wait until the sentinels name the replica as the primary."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.primary_port() == self.replica_port:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop_redis(self) -> None:
+        for process in [*self.sentinels, self.redis, *([self.replica] if self.replica else [])]:
+            if process.alive():
+                process.popen.send_signal(signal.SIGCONT)  # a stopped process cannot end
+            process.stop()
+
+
+@pytest.fixture
+def sentinel_rig(fault_sandbox: LocalProcess, tmp_path: Path) -> Iterator[SentinelRig]:
+    """A primary, its replica and three sentinels on loopback ports; workers and the test
+    reach Redis through Sentinel only (``HEEROS_REDIS_URL=redis+sentinel://...``)."""
+    if not redis_server_available():
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (scripts/ensure-system.sh installs it)")
+        pytest.skip("redis-server is not installed")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    nodes = tmp_path / "redis"
+    nodes.mkdir()
+    primary_port, replica_port = free_port(), free_port()
+    sentinel_ports = [free_port() for _ in range(3)]
+    started: list[LocalProcess] = []
+    try:
+        primary = start_redis_node(port=primary_port, data_dir=nodes, log_dir=logs)
+        started.append(primary)
+        replica_dir = tmp_path / "replica"
+        replica_dir.mkdir()
+        replica = start_redis_node(
+            port=replica_port, data_dir=replica_dir, log_dir=logs, replica_of=primary_port
+        )
+        started.append(replica)
+        for port in sentinel_ports:
+            started.append(
+                start_sentinel(port=port, primary_port=primary_port, conf_dir=nodes, log_dir=logs)
+            )
+    except BaseException:
+        for process in started:
+            process.stop()
+        raise
+    httpx.post(f"{fault_sandbox.url}/_admin/reset", timeout=10).raise_for_status()
+    config_path = tmp_path / "exports.toml"
+    config_path.write_text(CONFIG, encoding="utf-8")
+    system = SentinelRig(
+        redis=primary,
+        redis_port=primary_port,
+        redis_dir=nodes,
+        sandbox_url=fault_sandbox.url,
+        config_path=config_path,
+        logs=logs,
+        env={},
+        replica=replica,
+        replica_port=replica_port,
+        sentinels=started[2:],
+        sentinel_ports=sentinel_ports,
+    )
+    system.env = {
+        **os.environ,
+        "HEEROS_REDIS_URL": system.redis_url,
+        "HEEROS_BASE_URL": fault_sandbox.url,
+        "HEEROS_EXPORT_CONFIG": str(config_path),
+        "HEEROS_CLIENT_KEY": KEY,
+        **FAULT_ENV,
+    }
+    try:
+        system.wait_watched()
+        system.knobs(**QUIET_KNOBS)
+        yield system
+    finally:
+        system.stop_workers()
+        system.stop_redis()
+        system.knobs(outage=False)
+
+
 __all__ = [
     "CONFIRMED",
     "FAULT_ENV",
+    "SENTINEL_DOWN_AFTER_MS",
+    "SENTINEL_FAILOVER_TIMEOUT_MS",
+    "SENTINEL_MASTER",
     "TENANT",
     "Audit",
     "Figures",
     "Killer",
     "Rig",
+    "SentinelRig",
     "Supervisor",
     "audit",
     "audit_runs",
     "figures",
+    "start_redis_node",
+    "start_sentinel",
 ]

@@ -90,7 +90,7 @@ def wait_final(heeros: HeerosClient, invoice_id: str, timeout: float = 5) -> Any
     ],
 )
 def test_send_and_confirm(heeros: LocalProcess, options: SendOptions, heeros_status: str) -> None:
-    invoice = sample_invoice(100001)
+    invoice = sample_invoice(100000)  # its buyer has an e-invoice address: SendToCustomer needs one
     with client(heeros) as api:
         invoice_id = api.send(invoice.number, document(invoice), options, "key-1")
         assert api.status(invoice_id).state is RemoteState.PENDING

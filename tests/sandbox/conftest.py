@@ -18,6 +18,8 @@ from sandbox import Knobs, create_app
 
 MINIMAL = Path(__file__).with_name("finvoice_minimal.xml")
 TT, LA = "00079", "001"
+EINVOICE_ADDRESS = "003776543210"
+EINVOICE_OPERATOR = "NDEAFIHH"
 ALL_TRUE = {
     "moveOnlyToLedger": False,
     "sendToCustomer": False,
@@ -76,6 +78,27 @@ class Sample:
         """Append a copy of the first row after the last one."""
         rows = self.root.findall("InvoiceRow")
         rows[-1].addnext(copy.deepcopy(rows[0]))
+        return self
+
+    def insert_after(self, path: str, tag: str, value: str) -> Sample:
+        """Put a new element ``tag`` right after the one at ``path``."""
+        element = etree.Element(tag)
+        element.text = value
+        self.find(path).addnext(element)
+        return self
+
+    def einvoice(
+        self, address: str = EINVOICE_ADDRESS, operator: str = EINVOICE_OPERATOR
+    ) -> Sample:
+        """Add an e-invoice address for the buyer where Finvoice 3.0 has room for it
+        (``SellerInformationDetails/InvoiceRecipientDetails``)."""
+        info = self.root.find("SellerInformationDetails")
+        if info is None:
+            info = etree.Element("SellerInformationDetails")
+            self.find("SellerPartyDetails").addnext(info)
+        details = etree.SubElement(info, "InvoiceRecipientDetails")
+        etree.SubElement(details, "InvoiceRecipientAddress").text = address
+        etree.SubElement(details, "InvoiceRecipientIntermediatorAddress").text = operator
         return self
 
     def add_text_row(self, *children: tuple[str, str]) -> Sample:
@@ -170,6 +193,14 @@ class Api:
         answer = await self.http.get("/_admin/received", params=self.params)
         tenants = answer.json()["tenants"]
         return {entry["externalReference"]: entry for t in tenants for entry in t["received"]}
+
+    async def invoices(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        """This tenant's stored invoices, as ``GET /_admin/invoices`` lists them."""
+        params = {**self.params, **({"prefix": prefix} if prefix is not None else {})}
+        answer = await self.http.get("/_admin/invoices", params=params)
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()["invoices"]
+        return found
 
     async def knobs(self, **changes: Any) -> httpx.Response:
         answer = await self.http.put("/_admin/knobs", json=changes)

@@ -37,6 +37,7 @@ async def final_status(
 async def test_final_state_per_option(
     api: Api, clock: Clock, sample: Sample, options: dict[str, bool], expected: str
 ) -> None:
+    sample.einvoice()
     assert await final_status(api, clock, sample, options) == expected
 
 
@@ -44,7 +45,7 @@ async def test_final_state_per_option(
 async def test_a_buyer_without_address_ends_incomplete(
     api: Api, clock: Clock, sample: Sample, options: dict[str, bool]
 ) -> None:
-    sample.remove("BuyerPartyDetails/BuyerPostalAddressDetails")
+    sample.remove("BuyerPartyDetails/BuyerPostalAddressDetails").einvoice()
     assert await final_status(api, clock, sample, options) == "INCOMPLETE"
 
 
@@ -129,6 +130,7 @@ async def test_registers_are_filled_from_an_accepted_invoice(api: Api) -> None:
                     "countryCode": "FI",
                 },
                 "vatNumber": "FI76543210",
+                "eInvoice": None,
             }
         },
         "products": {"FREIGHT": {"name": "Transport Helsinki-Turku", "unitPrice": "50,00"}},

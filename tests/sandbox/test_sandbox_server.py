@@ -99,7 +99,7 @@ def test_login_and_send_over_http(protocol: str, sample: Sample) -> None:
         answer = http.post(
             "/sales-invoices",
             params=TENANT,
-            json=send_body(sample.text(), "1001"),
+            json=send_body(sample.einvoice().text(), "1001"),
             headers={**cookie, "Idempotency-Key": "k1"},
         )
         assert answer.status_code == 202, answer.text
@@ -108,10 +108,53 @@ def test_login_and_send_over_http(protocol: str, sample: Sample) -> None:
         assert status.json()["status"] == "SENDING"
 
 
+def test_send_to_customer_needs_an_e_invoice_address_over_http(sample: Sample) -> None:
+    with (
+        served(create_app(Knobs(confirm_after_s=0))) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        cookie = login(http)
+        headers = {**cookie, "Idempotency-Key": "k1"}
+        refused = http.post(
+            "/sales-invoices",
+            params=TENANT,
+            json=send_body(sample.text(), "1001"),
+            headers=headers,
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errorCode"] == "VALIDATION_FAILED"
+        assert refused.json()["validationErrors"] == [
+            {
+                "path": "/Finvoice/SellerInformationDetails/InvoiceRecipientDetails",
+                "message": "sendToCustomer is true but no e-invoice address is known for "
+                "customer '7654321-0': neither the invoice (InvoiceRecipientAddress and "
+                "InvoiceRecipientIntermediatorAddress) nor the customer register has one",
+            }
+        ]
+        # Nothing was kept of the refused send: the corrected invoice goes under the same
+        # number and the same Idempotency-Key.
+        accepted = http.post(
+            "/sales-invoices",
+            params=TENANT,
+            json=send_body(sample.einvoice().text(), "1001"),
+            headers=headers,
+        )
+        assert accepted.status_code == 202, accepted.text
+        invoice_id = accepted.json()["invoiceId"]
+        status = http.get(f"/sales-invoices/{invoice_id}", params=TENANT, headers=cookie)
+        assert status.json()["status"] == "SENDING"
+        registers = http.get("/_admin/registers", params=TENANT).json()
+        assert registers["customers"]["7654321-0"]["eInvoice"] == {
+            "address": "003776543210",
+            "operator": "NDEAFIHH",
+        }
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_dropped_answer_is_a_transport_error_but_the_invoice_is_stored(
     protocol: str, sample: Sample, caplog: pytest.LogCaptureFixture
 ) -> None:
+    sample.einvoice()
     app = create_app(Knobs(drop_after_store=1.0))
     with served(app, protocol) as url, httpx.Client(base_url=url) as http:
         cookie = login(http)
@@ -145,7 +188,7 @@ def test_a_dropped_answer_is_a_transport_error_but_the_invoice_is_stored(
 
 @pytest.mark.anyio
 async def test_keeps_up_with_200_invoices_a_second_with_latency(sample: Sample) -> None:
-    content = sample.text()
+    content = sample.einvoice().text()
     app = create_app(Knobs(latency_ms=200))
     with served(app) as url:
         async with httpx.AsyncClient(base_url=url) as first:
@@ -204,6 +247,7 @@ def test_python_dash_m_sandbox_serves(free_port: int, sample: Sample) -> None:
         "warning",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    sample.einvoice()
     process = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{free_port}") as http:

@@ -106,14 +106,20 @@ def test_validation_with_no_entries_counts_zero() -> None:
     assert "Number of errors: 0." in error.user_message("2003")
 
 
-def test_unavailable_without_status_uses_code_unavailable() -> None:
+def test_heeros_not_reached_is_message_1() -> None:
+    # The contract: message 1 covers every failure to reach or log into Heeros.
     error = HeerosUnavailable("Heeros could not be reached (ConnectError)")
-    assert error.user_message("1") == CONTRACT_2.format(
-        "UNAVAILABLE", "Heeros could not be reached (ConnectError)"
-    )
+    assert error.user_message("1") == CONTRACT_1
+    assert error.code == "UNAVAILABLE"
 
 
-def test_unavailable_with_status_uses_http_code() -> None:
+def test_a_login_answered_5xx_is_message_1() -> None:
+    error = HeerosUnavailable("Heeros answered the login HTTP 503", status_code=503, at_login=True)
+    assert error.user_message("1") == CONTRACT_1
+    assert error.code == "HTTP_503"
+
+
+def test_a_send_answered_5xx_is_message_2_with_the_http_code() -> None:
     error = HeerosUnavailable("Heeros answered HTTP 503", status_code=503)
     assert error.user_message("1") == CONTRACT_2.format("HTTP_503", "Heeros answered HTTP 503")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from worker import logs
-from worker.logs import configure_logging, quote, redact, register_secret
+from worker.logs import configure_logging, quote, redact, register_secret, url_without_password
 
 
 @pytest.fixture
@@ -89,3 +89,23 @@ def test_quote_and_redact() -> None:
     assert quote("a=b") == '"a=b"'
     assert quote("tab\there") == '"tab\\x09here"'
     assert redact("nothing registered") == "nothing registered"
+
+
+def test_a_short_secret_is_redacted_too(stream: io.StringIO) -> None:
+    for secret in ("k9", "x"):
+        register_secret(secret)
+    logging.getLogger("x").info("keys %s and %s", "k9", "x")
+    assert 'message="keys [redacted] and [redacted]"' in stream.getvalue()
+
+
+def test_a_url_without_its_password() -> None:
+    assert url_without_password("redis://:pw-9931@redis:6379/0") == "redis://:***@redis:6379/0"
+    assert (
+        url_without_password("rediss://app:pw@r.example:6380") == "rediss://app:***@r.example:6380"
+    )
+    assert url_without_password("redis://app@redis/1") == "redis://app@redis/1"
+    assert url_without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert url_without_password("memory://") == "memory://"
+    hidden = url_without_password("redis://redis:6379/0?password=pw-1&db=2")
+    assert "pw-1" not in hidden and "db=2" in hidden
+    assert url_without_password("redis://:p@ss:w@rd@host/0") == "redis://:***@host/0"

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from typing import TypeAlias
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 from worker.celery.broker import transport_for
 from worker.celery.heartbeat import PollHeartbeat
 from worker.celery.runtime import Runtime
 from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
-from worker.config.settings import Settings
+from worker.celery.tracing import start_worker_tracing
+from worker.config.settings import Settings, celery_broker_url
 from worker.logs import configure_logging
 
 CeleryApp: TypeAlias = Celery
@@ -59,6 +60,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
     )
     app.heeros_runtime = runtime or Runtime(settings)  # type: ignore[attr-defined]
     app.steps["worker"].add(PollHeartbeat)  # the tasks are registered by importing tasks.py
+    # A worker traces as the OTEL_* variables say, set up once as it starts (no-op otherwise).
+    worker_init.connect(start_worker_tracing, weak=False, dispatch_uid="heeros-tracing")
     return app
 
 
@@ -76,8 +79,10 @@ def _structured_logs(loglevel: str | int | None = None, **_: object) -> None:
 
 
 def ping_node(broker: str, node: str, *, timeout: float = 0.5) -> bool:
-    """Whether the worker node answers a ping over ``broker``."""
-    app = Celery("ping", broker=broker, set_as_current=False)
+    """Whether the worker node answers a ping over ``broker`` (a URL as the settings take it)."""
+    url = celery_broker_url(broker)
+    app = Celery("ping", broker=url, set_as_current=False)
+    app.conf.broker_transport = transport_for(url)
     try:
         return bool(app.control.ping(destination=[node], timeout=timeout))
     finally:

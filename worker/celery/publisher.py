@@ -9,6 +9,12 @@ looked up once, the queue is declared with the first message only, and the messa
 go out in batches: one broker round trip per batch on a transport that batches
 (Redis), one message at a time on the others.
 
+Given ``traces``, each message carries its trace context in its headers
+(``traceparent``, W3C trace context, through the propagators OpenTelemetry is set up
+with): ``apply_async`` gets that from the Celery instrumentation, which this path
+bypasses. The worker continues the trace from the header (see
+:mod:`worker.celery.tracing`).
+
 Publishing retries a lost connection as ``apply_async`` does; when the broker stays
 unreachable the failure is a :class:`~worker.errors.TransientError`. A batch not yet
 sent when publishing failed is not sent at all; one that failed on its way may have
@@ -17,7 +23,8 @@ been delivered in part.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
@@ -27,6 +34,7 @@ from celery.utils.saferepr import saferepr
 # BatchPublishError came with kombu 5.7, after the stubs were written.
 from kombu.exceptions import BatchPublishError, OperationalError  # type: ignore[attr-defined]
 from kombu.utils.uuid import uuid
+from opentelemetry.context import Context, attach, detach
 
 from worker.errors import TransientError
 
@@ -41,9 +49,13 @@ def publish_tasks(
     *,
     queue: str,
     batch: int = BATCH,
+    traces: Iterable[Context] | None = None,
 ) -> list[str]:
     """Publish a message of the task ``name`` to ``queue`` for each argument list in
-    ``calls``; the new tasks' ids, in the same order."""
+    ``calls``; the new tasks' ids, in the same order.
+
+    ``traces``, when given, holds the trace context each message carries, one per call.
+    """
     amqp = app.amqp
     task = app.tasks[name]
     route = amqp.queues[queue]
@@ -61,6 +73,7 @@ def publish_tasks(
     }
     limit = amqp.argsrepr_maxsize
     levels = app.conf.task_repr_maxlevels
+    contexts = None if traces is None else iter(traces)
     ids: list[str] = []
     try:
         with app.producer_or_acquire() as producer, producer.batch(batch):
@@ -70,19 +83,54 @@ def publish_tasks(
                 message = amqp.create_task_message(
                     task_id, name, args, {}, argsrepr=args_repr(args, limit, levels), **per_task
                 )
-                amqp.send_task_message(
-                    producer,
-                    name,
-                    message,
-                    queue=route,
-                    # apply_async declares the queue with every message; once is enough.
-                    declare=[] if ids else [route],
-                    **options,
-                )
+                # apply_async declares the queue with every message; once is enough.
+                declare = [] if ids else [route]
+                if contexts is None:
+                    amqp.send_task_message(
+                        producer, name, message, queue=route, declare=declare, **options
+                    )
+                else:
+                    with carrying(next(contexts, None)) as headers:
+                        amqp.send_task_message(
+                            producer,
+                            name,
+                            message,
+                            queue=route,
+                            declare=declare,
+                            headers=headers,
+                            **options,
+                        )
                 ids.append(task_id)
     except (OperationalError, BatchPublishError) as exc:
         raise TransientError(f"the broker did not take the tasks: {exc}") from exc
     return ids
+
+
+def trace_headers() -> dict[str, str]:
+    """The headers that carry the current trace context (a ``traceparent``)."""
+    # Imported here: a process that publishes without tracing never needs it.
+    from opentelemetry.propagate import inject
+
+    headers: dict[str, str] = {}
+    inject(headers)
+    return headers
+
+
+@contextmanager
+def carrying(context: Context | None) -> Iterator[dict[str, str] | None]:
+    """``context`` made current while a message is sent, and the headers that carry it.
+
+    Current, so that the Celery instrumentation's own publishing span, if it is set
+    up in this process, comes under it and writes a header of the same trace.
+    """
+    if context is None:
+        yield None
+        return
+    token = attach(context)
+    try:
+        yield trace_headers()
+    finally:
+        detach(token)
 
 
 def args_repr(args: tuple[Any, ...], limit: int, levels: int) -> str:
@@ -101,4 +149,4 @@ def args_repr(args: tuple[Any, ...], limit: int, levels: int) -> str:
     return saferepr(args, limit, maxlevels=levels)
 
 
-__all__ = ["BATCH", "args_repr", "publish_tasks"]
+__all__ = ["BATCH", "args_repr", "carrying", "publish_tasks", "trace_headers"]

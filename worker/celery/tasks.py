@@ -5,6 +5,10 @@ pipeline and maps errors to retries; the logic lives in :mod:`worker.pipeline`.
 ``heeros.poll_due`` checks a batch of sent invoices whose status is due (queue
 ``heeros.poll``): checking many in one task is cheaper than a task per poll,
 and no task ever sleeps waiting for Heeros.
+
+When tracing is on (:mod:`worker.tracing`), a send is the span ``export_invoice`` in
+its invoice's trace, and the trace is kept with the item once it is sent, so that
+each poll of it, in whichever batch, is a span ``check`` in the same trace.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 from typing import Any, cast
 
 from celery import Task, shared_task
+from opentelemetry.trace import Link, get_current_span
 
+from worker.celery.publisher import trace_headers
 from worker.celery.runtime import Runtime
+from worker.celery.tracing import task_span
 from worker.errors import (
     ExportError,
     HeerosRateLimited,
@@ -24,9 +32,18 @@ from worker.errors import (
     Throttled,
     TransientError,
 )
-from worker.pipeline import check_record, fail_item, send_invoice
+from worker.pipeline import Outcome, check_record, fail_item, send_invoice
 from worker.state.keys import State
-from worker.state.store import ItemRecord
+from worker.state.store import ItemRecord, StatusStore
+from worker.tracing import (
+    ITEM,
+    OUTCOME,
+    RUN,
+    current_traceparent,
+    failed,
+    span,
+    tracing_enabled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +79,30 @@ def retry_delay(retries: int, error: ExportError, *, base: float, cap: float) ->
 )
 def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0) -> str:
     """Send one invoice of a run to its export in Heeros."""
-    runtime = runtime_of(self)
+    with task_span(self, "export_invoice", run, item) as current:
+        outcome = export_item(self, run, item, failures)
+        current.set_attribute(OUTCOME, outcome)
+        return outcome
+
+
+def export_item(task: Task[Any, Any], run: str, item: str, failures: int) -> str:
+    """The send task's work: the pipeline's send, its errors mapped to retries."""
+    runtime = runtime_of(task)
     settings = runtime.settings
     try:
-        return send_invoice(
+        outcome = send_invoice(
             runtime.store,
             runtime.resolve,
             run,
             item,
             timing=runtime.timing,
             metrics=runtime.metrics,
-        ).value
+        )
     except Throttled as error:
         # Held back by the shared limits: not a failure, and not counted as one.
         delay = error.retry_after + random.uniform(0.0, 0.25)
         log.debug("run=%s item=%s held back %.2f s: %s", run, item, delay, error)
-        raise self.retry(countdown=delay, kwargs={"failures": failures}) from error
+        raise task.retry(countdown=delay, kwargs={"failures": failures}, **retry_trace()) from error
     except TransientError as error:
         if failures >= settings.retry_max:
             record = runtime.store.item(run, item)
@@ -89,36 +114,78 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
         runtime.metrics.count_retry("send")
         delay = retry_delay(failures, error, base=settings.retry_base_s, cap=settings.retry_max_s)
         log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, failures + 1, delay, error)
-        raise self.retry(countdown=delay, kwargs={"failures": failures + 1}) from error
+        raise task.retry(
+            countdown=delay, kwargs={"failures": failures + 1}, **retry_trace()
+        ) from error
     except PermanentError as error:
         # A permanent error outside the pipeline's own handling (configuration).
         record = runtime.store.item(run, item)
         if record is not None:
             fail_item(runtime.store, record, error, metrics=runtime.metrics)
         return "failed"
+    if outcome is Outcome.SENT:
+        keep_trace(runtime.store, run, item)
+    return outcome.value
 
 
-def check_claimed(runtime: Runtime, run: str, item: str, record: ItemRecord | None) -> None:
-    """Check one claimed poll; a failure is recorded or rescheduled, never raised."""
+def retry_trace() -> dict[str, Any]:
+    """The retry's options that carry the trace on (none while tracing is off)."""
+    if not tracing_enabled():
+        return {}
+    return {"headers": trace_headers()}
+
+
+def keep_trace(store: StatusStore, run: str, item: str) -> None:
+    """Keep the send's trace with the sent item: its polls run in batches of their own."""
+    traceparent = current_traceparent() if tracing_enabled() else None
+    if traceparent is None:
+        return
     try:
-        check_record(
-            runtime.store,
-            runtime.resolve,
-            run,
-            item,
-            record,
-            timing=runtime.timing,
-            metrics=runtime.metrics,
-        )
+        store.set_traceparent(run, item, traceparent)
     except TransientError as error:
-        if error.code is not None:
-            runtime.metrics.count_error(error.code)
-        runtime.metrics.count_retry("poll")
-        log.info("run=%s item=%s status not known yet: %s", run, item, error)
-    except PermanentError as error:
-        record = runtime.store.item(run, item)
-        if record is not None:
-            fail_item(runtime.store, record, error, metrics=runtime.metrics)
+        # The invoice is sent and recorded; only its polls' place in the trace is lost.
+        log.info("run=%s item=%s trace not kept: %s", run, item, error)
+
+
+def check_claimed(
+    runtime: Runtime,
+    run: str,
+    item: str,
+    record: ItemRecord | None,
+    *,
+    traceparent: str | None = None,
+    links: Sequence[Link] = (),
+) -> None:
+    """Check one claimed poll; a failure is recorded or rescheduled, never raised.
+
+    The check is a span in the trace ``traceparent`` names (the send's), linked to
+    ``links`` (the poll task's span).
+    """
+    with span(
+        "check", traceparent=traceparent, links=links, attributes={RUN: run, ITEM: item}
+    ) as current:
+        try:
+            outcome = check_record(
+                runtime.store,
+                runtime.resolve,
+                run,
+                item,
+                record,
+                timing=runtime.timing,
+                metrics=runtime.metrics,
+            )
+            current.set_attribute(OUTCOME, outcome.value)
+        except TransientError as error:
+            failed(current, error)
+            if error.code is not None:
+                runtime.metrics.count_error(error.code)
+            runtime.metrics.count_retry("poll")
+            log.info("run=%s item=%s status not known yet: %s", run, item, error)
+        except PermanentError as error:
+            failed(current, error)
+            record = runtime.store.item(run, item)
+            if record is not None:
+                fail_item(runtime.store, record, error, metrics=runtime.metrics)
 
 
 def check_batch(runtime: Runtime, claimed: list[tuple[str, str]]) -> None:
@@ -127,9 +194,17 @@ def check_batch(runtime: Runtime, claimed: list[tuple[str, str]]) -> None:
     if not claimed:
         return
     records = runtime.store.records(claimed)
+    traceparents: list[str | None] = [None] * len(claimed)
+    links: list[Link] = []
+    if tracing_enabled():
+        traceparents = runtime.store.traceparents(claimed)
+        task = get_current_span().get_span_context()
+        links = [Link(task)] if task.is_valid else []
     checks = [
-        runtime.poll_pool.submit(check_claimed, runtime, run, item, record)
-        for (run, item), record in zip(claimed, records, strict=True)
+        runtime.poll_pool.submit(
+            check_claimed, runtime, run, item, record, traceparent=traceparent, links=links
+        )
+        for (run, item), record, traceparent in zip(claimed, records, traceparents, strict=True)
     ]
     for check in checks:
         check.result()
@@ -192,6 +267,9 @@ __all__ = [
     "check_batch",
     "check_claimed",
     "export_invoice",
+    "export_item",
+    "keep_trace",
     "poll_due",
+    "retry_trace",
     "sweep_stale",
 ]

@@ -59,6 +59,12 @@ def _code(value: str) -> str:
     return value
 
 
+def _no_report(value: str) -> str:
+    if value.strip().lower() != "none":
+        raise ValueError(f'must be "None": the Heeros export makes no report, not {value!r}')
+    return "None"
+
+
 def _must_be_true(value: bool) -> bool:
     if not value:
         raise ValueError("must be true: Heeros takes one invoice per file")
@@ -121,6 +127,8 @@ class Export(_Section):
     start_text: str = ""
     one_file_per_invoice: Annotated[bool, AfterValidator(_must_be_true)]
     transform: str = SHIPPED_TRANSFORM
+    report: Annotated[str, AfterValidator(_no_report)] = "None"
+    """Opter's Step 1 Report field: the Heeros export makes no report ("None" only)."""
     file_transfer: FileTransfer
 
     _options: SendOptions = PrivateAttr(default_factory=SendOptions)

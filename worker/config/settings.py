@@ -6,21 +6,132 @@ points (the worker, the command line, the API) and handed on explicitly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+API_TOKEN_MIN_CHARS = 16
+"""The shortest API token accepted: a shorter one could be guessed."""
+
+SENTINEL_SCHEME = "redis+sentinel"
+"""The scheme of a Redis reached through Redis Sentinel (:class:`SentinelURL`)."""
+
+SENTINEL_FORM = "redis+sentinel://[[username]:password@]host:26379[,host:26379...]/master[/db]"
+"""How a Sentinel URL is written."""
+
+SENTINEL_PORT = 26379
+"""The port of a sentinel written without one."""
+
+
+@dataclass(frozen=True)
+class SentinelURL:
+    """A Redis primary found through Redis Sentinel, written as :data:`SENTINEL_FORM`.
+
+    ``master`` is the name the sentinels monitor the primary under (``sentinel monitor
+    <master> ...``), ``db`` the database (0 unless given). The user and password are
+    the Redis servers' (``requirepass`` or an ACL user); the sentinels are asked
+    without them.
+    """
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelURL | None:
+        """The Sentinel address ``url`` gives; None for a URL of any other scheme.
+
+        A malformed Sentinel URL raises :class:`ValueError` saying what is wrong, never
+        repeating the password.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() != SENTINEL_SCHEME:
+            return None
+        if parts.query or parts.fragment:
+            raise ValueError("a Sentinel URL takes no parameters after the path")
+        credentials, _, hosts = parts.netloc.rpartition("@")
+        username, _, password = credentials.partition(":")
+        sentinels = tuple(_sentinel(host) for host in hosts.split(","))
+        segments = [unquote(segment) for segment in parts.path.split("/")[1:]]
+        if segments and not segments[-1]:
+            segments.pop()  # a trailing slash
+        if not segments or not segments[0] or len(segments) > 2:
+            raise ValueError("the path of a Sentinel URL is /master or /master/db")
+        if segments[0].isdigit() and len(segments) == 1:
+            raise ValueError(
+                "the path of a Sentinel URL names the master first (/master/db), "
+                f"not only a database ({segments[0]})"
+            )
+        db = segments[1] if len(segments) == 2 else "0"
+        if not db.isdigit():
+            raise ValueError(f"the database of a Sentinel URL is a number, not {db!r}")
+        return cls(
+            sentinels=sentinels,
+            master=segments[0],
+            db=int(db),
+            username=unquote(username) or None,
+            password=unquote(password) or None,
+        )
+
+    def celery_url(self) -> str:
+        """The same address as Celery's broker URL, in kombu's Sentinel form.
+
+        One ``sentinel://host:port`` URL per sentinel, joined by ``;``; the first also
+        carries the credentials and ``/master/db``, which the broker's Sentinel
+        transport (``worker.celery.broker``) reads there and nowhere else, so that no
+        other part repeats the password.
+        """
+        credentials = ""
+        if self.username or self.password:
+            credentials = quote(self.username or "", safe="")
+            if self.password:
+                credentials += ":" + quote(self.password, safe="")
+            credentials += "@"
+        hosts = [f"{_bracketed(host)}:{port}" for host, port in self.sentinels]
+        first = f"sentinel://{credentials}{hosts[0]}/{quote(self.master, safe='')}/{self.db}"
+        return ";".join([first, *(f"sentinel://{host}" for host in hosts[1:])])
+
+
+def _sentinel(text: str) -> tuple[str, int]:
+    """One ``host[:port]`` of a Sentinel URL's list."""
+    location = urlsplit(f"//{text.strip()}")
+    try:
+        port = location.port
+    except ValueError:
+        raise ValueError(f"a sentinel's port is a number from 1 to 65535: {text!r}") from None
+    if not location.hostname:
+        raise ValueError("a Sentinel URL lists its sentinels as host:port, separated by commas")
+    return location.hostname, port or SENTINEL_PORT
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def celery_broker_url(url: str) -> str:
+    """``url`` as Celery takes a broker URL: a Sentinel URL in kombu's form, any other as is."""
+    address = SentinelURL.parse(url)
+    return address.celery_url() if address is not None else url
 
 
 class Settings(BaseSettings):
     """Every setting of the exporter; the defaults suit a laptop with a local Redis."""
 
-    model_config = SettingsConfigDict(env_prefix="HEEROS_", extra="ignore")
+    # A refused value is never repeated in the error: it may be a secret.
+    model_config = SettingsConfigDict(
+        env_prefix="HEEROS_", extra="ignore", hide_input_in_errors=True
+    )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    """Redis for the status store, and the broker unless ``broker_url`` is set."""
+    """Redis for the status store, and the broker unless ``broker_url`` is set; through
+    Redis Sentinel when written as :data:`SENTINEL_FORM`."""
     broker_url: str | None = None
-    """Celery's broker, when it is not the status store's Redis."""
+    """Celery's broker, when it is not the status store's Redis (a Sentinel URL too)."""
     base_url: str = "https://api.cloud.heeros.com/sales-invoice-service-v1"
     """The Heeros API, or the sandbox (``http://127.0.0.1:8089``)."""
     export_config: Path | None = None
@@ -60,7 +171,37 @@ class Settings(BaseSettings):
     task_events: bool = False
     """Send Celery task events from the start (monitors switch them on when they run)."""
     api_token: SecretStr | None = None
-    """The bearer token the producer's HTTP API and dashboard require."""
+    """The bearer token the producer's HTTP API and dashboard require (16 characters or more);
+    blank is the same as unset."""
+
+    @field_validator("api_token")
+    @classmethod
+    def _long_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None or not token.get_secret_value().strip():
+            return None
+        length = len(token.get_secret_value().strip())
+        if length < API_TOKEN_MIN_CHARS:
+            raise ValueError(
+                f"HEEROS_API_TOKEN has {length} characters: it needs at least "
+                f"{API_TOKEN_MIN_CHARS} characters; make a random one, e.g. "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return token
+
+    @field_validator("redis_url", "broker_url")
+    @classmethod
+    def _sentinel_form(cls, url: str | None, info: ValidationInfo) -> str | None:
+        # A mistake in a Sentinel URL stops the process as it starts, not at its first task.
+        if url is None:
+            return None
+        variable = f"HEEROS_{(info.field_name or '').upper()}"
+        try:
+            if urlsplit(url).scheme.lower() == "sentinel":
+                raise ValueError("kombu's own sentinel:// form is not read here")
+            SentinelURL.parse(url)
+        except ValueError as error:
+            raise ValueError(f"{variable}: {error}; write a Sentinel as {SENTINEL_FORM}") from None
+        return url
 
     @model_validator(mode="after")
     def _within_visibility(self) -> Settings:
@@ -85,8 +226,16 @@ class Settings(BaseSettings):
 
     @property
     def broker(self) -> str:
-        """The broker URL Celery uses."""
-        return self.broker_url or self.redis_url
+        """The broker URL Celery uses (a Sentinel URL in kombu's form: ``celery_broker_url``)."""
+        return celery_broker_url(self.broker_url or self.redis_url)
 
 
-__all__ = ["Settings"]
+__all__ = [
+    "API_TOKEN_MIN_CHARS",
+    "SENTINEL_FORM",
+    "SENTINEL_PORT",
+    "SENTINEL_SCHEME",
+    "SentinelURL",
+    "Settings",
+    "celery_broker_url",
+]

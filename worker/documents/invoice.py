@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -34,6 +35,7 @@ from worker.documents.identifiers import (
     normalize_reference,
     normalize_vat_number,
 )
+from worker.documents.names import NAME_PATTERN, shown
 from worker.errors import InvoiceError
 
 CENT = Decimal("0.01")
@@ -42,6 +44,15 @@ MAX_AMOUNT = Decimal("1000000000")
 MAX_TOTAL = Decimal("100000000000")
 """Bound of every computed sum: the transform's arithmetic (IEEE doubles, XPath 1.0)
 carries amounts below it to the cent."""
+MAX_NUMBER_CHARS = 40
+"""The longest number an invoice may write (``-999999999.9999`` has 15 characters)."""
+MAX_NUMBER_DIGITS = 40
+"""The most digits, and the largest exponent either way, of a number given as a number."""
+MAX_IDENTIFIER_CHARS = 70
+"""The longest identifier (IBAN, BIC, business ID, VAT number, reference) as written,
+spaces included, before it is checked."""
+SHOWN_PROBLEMS = 10
+"""How many problems an invoice's error lists before it counts the rest."""
 VAT_RATES: frozenset[Decimal] = frozenset(
     Decimal(r) for r in ("25.5", "24", "14", "13.5", "10", "0")
 )
@@ -61,8 +72,33 @@ def _vat_rate(value: Decimal) -> Decimal:
     return value
 
 
+_MOST_BITS = (10**MAX_NUMBER_DIGITS).bit_length()
+
+
+def _number_input(value: Any) -> Any:
+    # Bounded before it becomes a Decimal and before any arithmetic: a million digits or
+    # an exponent of 10**9 would otherwise raise decimal.Overflow in the first sum.
+    if isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS:
+            raise ValueError(
+                f"a number of {len(value):,} characters (at most {MAX_NUMBER_CHARS} are taken)"
+            )
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > _MOST_BITS:
+            raise ValueError(f"a number of more than {MAX_NUMBER_DIGITS} digits")
+    elif isinstance(value, Decimal) and value.is_finite():
+        _, digits, exponent = value.as_tuple()
+        if len(digits) > MAX_NUMBER_DIGITS or not isinstance(exponent, int):
+            raise ValueError(f"a number of more than {MAX_NUMBER_DIGITS} digits")
+        if abs(exponent) > MAX_NUMBER_DIGITS:
+            raise ValueError(f"{shown(value)} is out of range (an exponent of {exponent:,})")
+    return value
+
+
 def _bounded(value: Decimal) -> Decimal:
-    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+    # copy_abs() and the comparison are exact: no context, so no rounding and no Overflow.
+    # The value quoted is short: _number_input bounded its digits and exponent.
+    if not value.is_finite() or value.copy_abs() >= MAX_AMOUNT:
         raise ValueError(f"{value} is out of range (at most {MAX_AMOUNT:,} in absolute value)")
     return value
 
@@ -82,12 +118,15 @@ Plain = AfterValidator(_plain)
 Text = Annotated[str, Field(min_length=1, max_length=1000), Plain]
 Name = Annotated[str, Field(min_length=1, max_length=200), Plain]
 Code = Annotated[str, Field(min_length=1, max_length=35), Plain]
-SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$")]
-Quantity = Annotated[Decimal, Field(decimal_places=4), AfterValidator(_bounded)]
-Price = Annotated[Decimal, Field(ge=0, decimal_places=4), AfterValidator(_bounded)]
-VatRate = Annotated[Decimal, AfterValidator(_vat_rate)]
-BusinessId = Annotated[str, AfterValidator(normalize_business_id)]
-VatNumber = Annotated[str, AfterValidator(normalize_vat_number)]
+SafeId = Annotated[str, Field(pattern=NAME_PATTERN)]
+"""A period, an invoice or a customer number: a name of :mod:`worker.documents.names`."""
+Bounded = BeforeValidator(_number_input)
+Quantity = Annotated[Decimal, Bounded, Field(decimal_places=4), AfterValidator(_bounded)]
+Price = Annotated[Decimal, Bounded, Field(ge=0, decimal_places=4), AfterValidator(_bounded)]
+VatRate = Annotated[Decimal, Bounded, AfterValidator(_vat_rate)]
+Identifier = Field(max_length=MAX_IDENTIFIER_CHARS)
+BusinessId = Annotated[str, Identifier, AfterValidator(normalize_business_id)]
+VatNumber = Annotated[str, Identifier, AfterValidator(normalize_vat_number)]
 
 
 def _without(data: Any, computed: tuple[str, ...]) -> Any:
@@ -128,8 +167,8 @@ class Contact(_Model):
 class BankAccount(_Model):
     """The seller's account the invoice is paid to."""
 
-    iban: Annotated[str, AfterValidator(normalize_iban)]
-    bic: Annotated[str, AfterValidator(normalize_bic)]
+    iban: Annotated[str, Identifier, AfterValidator(normalize_iban)]
+    bic: Annotated[str, Identifier, AfterValidator(normalize_bic)]
 
 
 class DeliveryPeriod(_Model):
@@ -243,7 +282,7 @@ class Invoice(_Model):
     due_date: date
     delivery_period: DeliveryPeriod | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
-    reference: Annotated[str, AfterValidator(normalize_reference)]
+    reference: Annotated[str, Identifier, AfterValidator(normalize_reference)]
     payment_terms: Annotated[str, Field(max_length=200), Plain] | None = None
     buyer_reference: Annotated[str, Field(max_length=70), Plain] | None = None
     credited_invoice: SafeId | None = None
@@ -325,29 +364,41 @@ class InvoicePeriod(_Model):
 
 
 def describe_validation_error(exc: ValidationError, *, subject: str) -> str:
-    """One readable line per pydantic error, each naming the field."""
+    """The first problems of a pydantic error (:data:`SHOWN_PROBLEMS`), each naming the
+    field, and how many more."""
     problems = []
-    for error in exc.errors(include_url=False, include_input=False):
+    for error in exc.errors(include_url=False, include_input=False)[:SHOWN_PROBLEMS]:
         message = str(error["msg"]).removeprefix("Value error, ")
         where = field_path(error["loc"])
         problems.append(f"{where}: {message}" if where else message)
-    return f"{subject}: " + "; ".join(problems)
+    more = exc.error_count() - len(problems)
+    return f"{subject}: " + "; ".join(problems) + (f" (and {more:,} more)" if more > 0 else "")
+
+
+def _subject(number: object) -> str:
+    if not isinstance(number, str) or not number:
+        return "invoice"
+    if len(number) <= 40:
+        return f"invoice {number}"
+    return f"invoice {shown(number)}"
 
 
 def parse_invoice(data: Mapping[str, Any]) -> Invoice:
     """Validate an invoice from plain data; an error names the invoice and each field."""
     number = data.get("number") if isinstance(data, Mapping) else None
-    subject = f"invoice {number}" if isinstance(number, str) and number else "invoice"
     try:
         return Invoice.model_validate(data)
     except ValidationError as exc:
         raise InvoiceError(
-            describe_validation_error(exc, subject=subject),
-            invoice_number=number if isinstance(number, str) else None,
+            describe_validation_error(exc, subject=_subject(number)),
+            # Kept short: a refused invoice is named after it (worker.documents.names).
+            invoice_number=number[:1000] if isinstance(number, str) else None,
         ) from exc
 
 
 __all__ = [
+    "MAX_IDENTIFIER_CHARS",
+    "MAX_NUMBER_CHARS",
     "MAX_ROWS",
     "VAT_RATES",
     "Address",

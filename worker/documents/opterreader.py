@@ -28,7 +28,8 @@ from lxml import etree
 from pydantic import BaseModel
 
 from worker.cache import built_once
-from worker.documents.invoice import Invoice, parse_invoice
+from worker.documents.invoice import MAX_NUMBER_CHARS, Invoice, parse_invoice
+from worker.documents.names import shown
 from worker.documents.opterxml import NIL, enum_member_name, pascal
 from worker.documents.xmlparser import safe_parser
 from worker.errors import InvoiceError, SchemaError
@@ -45,6 +46,7 @@ _DOCTYPE = b"<!DOCTYPE"
 _DECLARED = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z][\w.-]*)")
 _POSITION = re.compile(r", line \d+, column \d+$")
 _SHOWN = 10
+_SHOWN_NAME = 60
 _SCALARS: dict[Any, _Kind] = {Decimal: "decimal", date: "date", bool: "bool"}
 
 
@@ -100,22 +102,36 @@ def _error(source: str, element: etree._Element, message: str) -> InvoiceError:
     return InvoiceError(f"{source} line {line}: {message}" if line else f"{source}: {message}")
 
 
+def _short(name: str | bytes) -> str:
+    # An XML name may be 50,000 characters long: an error quotes its start only.
+    text = name if isinstance(name, str) else name.decode("utf-8", "replace")
+    return text if len(text) <= _SHOWN_NAME else f"{text[:_SHOWN_NAME]}..."
+
+
+def _tag(element: etree._Element) -> str:
+    return _short(str(element.tag))
+
+
 def _text_error(source: str, element: etree._Element, text: str, where: str) -> InvoiceError:
-    return _error(source, element, f"unexpected text {text.strip()[:40]!r} {where}")
+    return _error(source, element, f"unexpected text {shown(text.strip())} {where}")
 
 
 def _nil(source: str, element: etree._Element) -> bool:
     nil = False
     for name, value in element.attrib.items():
         if name != NIL:
-            raise _error(source, element, f"unexpected attribute {name!s} on <{element.tag}>")
+            raise _error(
+                source, element, f"unexpected attribute {_short(name)} on <{_tag(element)}>"
+            )
         if value not in _BOOLEAN:
             raise _error(
-                source, element, f"xsi:nil on <{element.tag}> is {value!r}, not true or false"
+                source,
+                element,
+                f"xsi:nil on <{_tag(element)}> is {shown(value)}, not true or false",
             )
         nil = _BOOLEAN[value]
     if nil and (len(element) or (element.text and not element.text.isspace())):
-        raise _error(source, element, f"<{element.tag}> is nil (xsi:nil) but has content")
+        raise _error(source, element, f"<{_tag(element)}> is nil (xsi:nil) but has content")
     return nil
 
 
@@ -123,14 +139,14 @@ def _read_model(source: str, element: etree._Element, model: type[BaseModel]) ->
     slots, computed = _read_plan(model)
     text = element.text
     if text and not text.isspace():
-        raise _text_error(source, element, text, f"in <{element.tag}>")
+        raise _text_error(source, element, text, f"in <{_tag(element)}>")
     fields: dict[str, Any] = {}
     for child in element:
         slot = slots.get(child.tag)
         if slot is None:
-            raise _error(source, child, f"unexpected element <{child.tag}> in <{element.tag}>")
+            raise _error(source, child, f"unexpected element <{_tag(child)}> in <{_tag(element)}>")
         if slot.attr in fields:
-            raise _error(source, child, f"<{child.tag}> appears twice in <{element.tag}>")
+            raise _error(source, child, f"<{_tag(child)}> appears twice in <{_tag(element)}>")
         fields[slot.attr] = _read(source, child, slot)
     for name in computed:
         fields.pop(name, None)
@@ -140,12 +156,12 @@ def _read_model(source: str, element: etree._Element, model: type[BaseModel]) ->
 def _read_list(source: str, element: etree._Element, model: type[BaseModel]) -> list[Any]:
     text = element.text
     if text and not text.isspace():
-        raise _text_error(source, element, text, f"in <{element.tag}>")
+        raise _text_error(source, element, text, f"in <{_tag(element)}>")
     item_tag, item = model.__name__, _Slot(model.__name__, "model", model)
     items = []
     for child in element:
         if child.tag != item_tag:
-            raise _error(source, child, f"unexpected element <{child.tag}> in <{element.tag}>")
+            raise _error(source, child, f"unexpected element <{_tag(child)}> in <{_tag(element)}>")
         items.append(_read(source, child, item))
     return items
 
@@ -153,7 +169,7 @@ def _read_list(source: str, element: etree._Element, model: type[BaseModel]) -> 
 def _read(source: str, element: etree._Element, slot: _Slot) -> Any:
     tail = element.tail
     if tail and not tail.isspace():
-        raise _text_error(source, element, tail, f"after <{element.tag}>")
+        raise _text_error(source, element, tail, f"after <{_tag(element)}>")
     if element.attrib and _nil(source, element):
         return None
     kind = slot.kind
@@ -163,13 +179,25 @@ def _read(source: str, element: etree._Element, slot: _Slot) -> Any:
         return _read_list(source, element, slot.model)
     if len(element):
         raise _error(
-            source, element[0], f"unexpected element <{element[0].tag}> in <{element.tag}>"
+            source,
+            element[0],
+            f"unexpected element <{_tag(element[0])}> in <{_tag(element)}>",
         )
     text = element.text or ""
     if kind == "text":
         return text
     value = text.strip()
+    parent = element.getparent()
+    where = f" in <{_tag(parent)}>" if parent is not None else ""
     if kind == "decimal":
+        if len(value) > MAX_NUMBER_CHARS:
+            # Bounded before it becomes a Decimal: see worker.documents.invoice.
+            raise _error(
+                source,
+                element,
+                f"<{_tag(element)}>{where} is a number of {len(value):,} characters "
+                f"(at most {MAX_NUMBER_CHARS} are taken)",
+            )
         if _DECIMAL.fullmatch(value):
             return Decimal(value)
         expected = "a decimal such as 1234.50"
@@ -185,9 +213,7 @@ def _read(source: str, element: etree._Element, slot: _Slot) -> Any:
         if value in _BOOLEAN:
             return _BOOLEAN[value]
         expected = "true or false"
-    parent = element.getparent()
-    where = f" in <{parent.tag}>" if parent is not None else ""
-    raise _error(source, element, f"<{element.tag}>{where} is {text!r}, not {expected}")
+    raise _error(source, element, f"<{_tag(element)}>{where} is {shown(text)}, not {expected}")
 
 
 def _syntax_message(source: str, exc: etree.XMLSyntaxError, data: bytes) -> str:
@@ -201,7 +227,32 @@ def _syntax_message(source: str, exc: etree.XMLSyntaxError, data: bytes) -> str:
     return f"{source} line {line}: malformed XML: {reason} (column {column})"
 
 
-def _document(source: str, data: bytes) -> etree._Element:
+class DocumentLimits(NamedTuple):
+    """The largest document parsed: its bytes and its markup (each ``<``)."""
+
+    bytes: int
+    markup: int
+
+
+DOCUMENT_LIMITS = DocumentLimits(bytes=8 * 1024 * 1024, markup=400_000)
+"""A document sent to the API. An invoice past it has far more rows of far longer texts
+than any sent: its Finvoice document would be past what Heeros takes (12 MB). The tree of
+a document takes about a hundred bytes an element, so the markup is bounded too (a few
+megabytes of ``<a/>`` would take hundreds of MB); a 10,000-row invoice has about 380,000."""
+FILE_LIMITS = DocumentLimits(bytes=64 * 1024 * 1024, markup=4_000_000)
+"""A file the command line reads (``close-period --invoices FOLDER``): as large as the
+API's whole body, so that an oversized invoice is refused by its rows, which it names."""
+
+
+def _document(source: str, data: bytes, limits: DocumentLimits = DOCUMENT_LIMITS) -> etree._Element:
+    # Refused before parsing: the tree of a document past these would not fit in memory.
+    if len(data) > limits.bytes:
+        raise InvoiceError(
+            f"{source}: a document of {len(data):,} bytes, more than {limits.bytes:,}"
+        )
+    markup = data.count(b"<")
+    if markup > limits.markup:
+        raise InvoiceError(f"{source}: {markup:,} elements or more, more than {limits.markup:,}")
     # Refused before parsing: a DTD is how entities (external files, billion laughs) get in.
     doctype = data.find(_DOCTYPE)
     if doctype >= 0:
@@ -220,18 +271,21 @@ def _document(source: str, data: bytes) -> etree._Element:
     return root
 
 
-def parse_invoice_xml(data: bytes, *, source: str = "<bytes>") -> Invoice:
+def parse_invoice_xml(
+    data: bytes, *, source: str = "<bytes>", limits: DocumentLimits = DOCUMENT_LIMITS
+) -> Invoice:
     """The invoice an Opter XML document holds; the inverse of :func:`serialize_invoice`.
 
     Raises :class:`InvoiceError` naming ``source``: with the line for the XML
     (``invoice.xml line 12: unexpected element <Foo> in <InvoiceRow>``), with the
-    invoice and the field for its values (``invoice.xml: invoice 7: rows[0].unit_price: ...``).
+    invoice and the field for its values (``invoice.xml: invoice 7: rows[0].unit_price: ...``),
+    and a document past ``limits`` unparsed.
     """
-    root = _document(source, data)
+    root = _document(source, data, limits)
     if root.tag != Invoice.__name__:
-        raise _error(source, root, f"the root element is <{root.tag}>, not <{Invoice.__name__}>")
+        raise _error(source, root, f"the root element is <{_tag(root)}>, not <{Invoice.__name__}>")
     for name in root.attrib:
-        raise _error(source, root, f"unexpected attribute {name!s} on <{root.tag}>")
+        raise _error(source, root, f"unexpected attribute {_short(name)} on <{_tag(root)}>")
     fields = _read_model(source, root, Invoice)
     try:
         return parse_invoice(fields)
@@ -242,10 +296,13 @@ def parse_invoice_xml(data: bytes, *, source: str = "<bytes>") -> Invoice:
 def read_invoice_file(path: Path) -> Invoice:
     """The invoice of one Opter XML file; errors name the file."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(FILE_LIMITS.bytes + 1)  # no more than is ever parsed
     except OSError as exc:
         raise InvoiceError(f"{path.name}: cannot be read: {exc.strerror or exc}") from exc
-    return parse_invoice_xml(data, source=path.name)
+    if len(data) > FILE_LIMITS.bytes:
+        raise InvoiceError(f"{path.name}: a file larger than {FILE_LIMITS.bytes:,} bytes")
+    return parse_invoice_xml(data, source=path.name, limits=FILE_LIMITS)
 
 
 _VALIDATING = threading.Lock()
@@ -284,7 +341,10 @@ def validate_invoice_xml(data: bytes | etree._Element, *, source: str = "<docume
 
 
 __all__ = [
+    "DOCUMENT_LIMITS",
+    "FILE_LIMITS",
     "SCHEMA_FILE",
+    "DocumentLimits",
     "parse_invoice_xml",
     "read_invoice_file",
     "validate_invoice_xml",

@@ -38,6 +38,7 @@ from worker.errors import (
 from worker.heeros import wire
 from worker.heeros.remote import RemoteStatus
 from worker.heeros.sessions import cache_key, forget_token, session_token, tls_context
+from worker.heeros.tracing import traced
 from worker.heeros.wire import Failure, FailureKind, LoginSession, WireRequest
 
 logger = logging.getLogger(__name__)
@@ -92,11 +93,12 @@ class HeerosClient:
         self._cache_key = cache_key(self._base_url, client_identity, key)
         self._owns_http = http is None
         if http is None:
+            verify = tls_context()
             http = httpx.Client(
-                transport=transport,
+                transport=traced(transport, verify=verify, limits=POOL_LIMITS),
                 timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
                 limits=POOL_LIMITS,
-                verify=tls_context(),
+                verify=verify,
             )
         self._http = http
 
@@ -268,9 +270,17 @@ class HeerosClient:
         if failure is None:
             login = wire.parse_login(response.content)
             if login is None:
-                raise HeerosUnavailable("Heeros answered the login without a usable token")
+                raise HeerosUnavailable(
+                    "Heeros answered the login without a usable token", at_login=True
+                )
             return login
-        if failure.kind in (FailureKind.UNAVAILABLE, FailureKind.RATE_LIMITED):
+        if failure.kind is FailureKind.UNAVAILABLE:
+            raise HeerosUnavailable(
+                f"Heeros answered the login HTTP {failure.status_code}",
+                status_code=failure.status_code,
+                at_login=True,
+            )
+        if failure.kind is FailureKind.RATE_LIMITED:
             raise self._error(failure)
         logger.warning(
             "heeros login identity=%s refused: HTTP %d %s: %s",

@@ -8,7 +8,11 @@ A run ``R`` of invoices is kept as::
     {p}:run:R:s:STATE         set   the run's items in that state
     {p}:run:R:kinds           hash  failure kind -> count
     {p}:run:R:byexport        hash  "EXPORT-INDEX:STATE" -> count
-    {p}:item:R:ITEM           hash  state, Heeros id, attempts, message, times
+    {p}:run:R:groupids        hash  "STATE<US>KIND<US>MESSAGE" -> its failure group's number N
+    {p}:run:R:groups          hash  "N:n" items in group N now; "N:state", "N:kind",
+                                    "N:message", "N:first", "N:last", "N:examples"
+    {p}:run:R:progress        list  "TIME DONE" samples of the run's progress, oldest first
+    {p}:item:R:ITEM           hash  state, Heeros id, attempts, message, times; traceparent
     {p}:payload:NUMBER        str   the invoice, compressed JSON
     {p}:polls                 zset  "R ITEM" -> when its status is next due
     {p}:inflight              zset  "R ITEM" -> last change, for items not yet final
@@ -37,8 +41,28 @@ worker takes for one interval::
     {p}:beat:sweep            str   the sweep of unheld items was started this interval
     {p}:beat:poll             str   a poll task was started this heartbeat
 
+The dashboard's sessions and its limits on logging in (:mod:`worker.state.sessions`);
+a session is named by the SHA-256 of its cookie's id, never by the id, and a client
+by its address::
+
+    {p}:session:DIGEST        hash  one login: CSRF token, token mark, expiry (expires with it)
+    {p}:login:client:CLIENT   int   the client's login attempts this window (expires)
+    {p}:login:all             int   every client's login attempts this window (expires)
+
+The failure groups (:mod:`worker.state.groups`) are kept by the transition script;
+an item in a group names it in its field ``group``. Progress samples are written by
+the readers of a running run, at most one every few seconds (:meth:`Keys.progress`).
+
+Every run id, period and invoice number in a key is a name of
+:mod:`worker.documents.names`, which none of ``:``, a space or ``/`` can be part of: no
+name makes its key another key (a period ``K1:invoices`` would be period ``K1``'s set).
+The methods below refuse, with :class:`~worker.errors.InvoiceError`, to build a key
+from anything else.
+
 An item is one invoice sent to one export: ``NUMBER/EXPORT-INDEX``; the poll and
-in-flight indexes name it with its run, ``R ITEM`` (:meth:`Keys.poll_member`).
+in-flight indexes name it with its run, ``R ITEM`` (:meth:`Keys.poll_member`). When
+tracing is on, the item's hash keeps the trace its polls continue, as a W3C
+``traceparent`` (:data:`TRACEPARENT_FIELD`).
 """
 
 from __future__ import annotations
@@ -46,6 +70,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
+
+from worker.documents.names import check_number, check_period, check_run
+from worker.errors import InvoiceError
 
 
 class State(StrEnum):
@@ -84,6 +111,8 @@ FINAL_RANK = len(_PROGRESS)
 ITEM_SEPARATOR = "/"
 POLL_SEPARATOR = " "
 BY_EXPORT_SEPARATOR = ":"
+TRACEPARENT_FIELD = "traceparent"
+"""The field of an item's hash that keeps its trace context (only while tracing)."""
 
 
 def item_id(invoice_number: str, export_index: int) -> str:
@@ -100,6 +129,14 @@ def split_item(item: str) -> tuple[str, int]:
 def item_number(item: str) -> str:
     """``"1001/0"`` -> ``"1001"``; an id without an export index gives ``""``."""
     return item.rpartition(ITEM_SEPARATOR)[0]
+
+
+def _checked_item(item: str) -> str:
+    # Items are read back as they were written, refused invoices' older names included
+    # (any letter), so only what could reach past the item's own key is refused.
+    if not item or ":" in item:
+        raise InvoiceError(f"item {item[:40]!r} is not an item id (NUMBER/EXPORT-INDEX)")
+    return item
 
 
 def by_export_field(export_index: int, state: State) -> str:
@@ -167,35 +204,45 @@ class Keys:
         return f"{self.prefix}:inflight"
 
     def run(self, run: str) -> str:
-        return f"{self.prefix}:run:{run}"
+        return f"{self.prefix}:run:{check_run(run)}"
 
     def state(self, run: str, state: State) -> str:
-        return f"{self.prefix}:run:{run}:s:{state.value}"
+        return f"{self.prefix}:run:{check_run(run)}:s:{state.value}"
 
     def states(self, run: str) -> list[str]:
         """The run's state sets, one per :class:`State`, in the enum's order."""
         return [self.state(run, state) for state in State]
 
     def kinds(self, run: str) -> str:
-        return f"{self.prefix}:run:{run}:kinds"
+        return f"{self.prefix}:run:{check_run(run)}:kinds"
 
     def by_export(self, run: str) -> str:
-        return f"{self.prefix}:run:{run}:byexport"
+        return f"{self.prefix}:run:{check_run(run)}:byexport"
+
+    def group_ids(self, run: str) -> str:
+        return f"{self.prefix}:run:{check_run(run)}:groupids"
+
+    def groups(self, run: str) -> str:
+        return f"{self.prefix}:run:{check_run(run)}:groups"
+
+    def progress(self, run: str) -> str:
+        """The run's progress samples: a capped list written by its readers (dashboard, CLI)."""
+        return f"{self.prefix}:run:{check_run(run)}:progress"
 
     def item(self, run: str, item: str) -> str:
-        return f"{self.prefix}:item:{run}:{item}"
+        return f"{self.prefix}:item:{check_run(run)}:{_checked_item(item)}"
 
     def payload(self, invoice_number: str) -> str:
-        return f"{self.prefix}:payload:{invoice_number}"
+        return f"{self.prefix}:payload:{check_number(invoice_number)}"
 
     def period(self, period: str) -> str:
-        return f"{self.prefix}:period:{period}"
+        return f"{self.prefix}:period:{check_period(period)}"
 
     def period_invoices(self, period: str) -> str:
-        return f"{self.prefix}:period:{period}:invoices"
+        return f"{self.prefix}:period:{check_period(period)}:invoices"
 
     def run_sequence(self, period: str) -> str:
-        return f"{self.prefix}:runseq:{period}"
+        return f"{self.prefix}:runseq:{check_period(period)}"
 
     @property
     def metrics(self) -> MetricKeys:
@@ -209,10 +256,23 @@ class Keys:
         """The lock one worker's heartbeat takes for an interval (``"sweep"``, ``"poll"``)."""
         return f"{self.prefix}:beat:{name}"
 
+    def session(self, digest: str) -> str:
+        """A dashboard session, named by the digest of its cookie's id."""
+        return f"{self.prefix}:session:{digest}"
+
+    def login_attempts(self, client: str) -> str:
+        """One client's login attempts in the current window."""
+        return f"{self.prefix}:login:client:{client}"
+
+    @property
+    def login_attempts_all(self) -> str:
+        """Every client's login attempts in the current window."""
+        return f"{self.prefix}:login:all"
+
     @staticmethod
     def poll_member(run: str, item: str) -> str:
         """How the poll and in-flight indexes name an item: ``"R ITEM"``."""
-        return f"{run}{POLL_SEPARATOR}{item}"
+        return f"{check_run(run)}{POLL_SEPARATOR}{_checked_item(item)}"
 
     @staticmethod
     def split_poll_member(member: str) -> tuple[str, str]:
@@ -225,6 +285,7 @@ __all__ = [
     "FINAL_RANK",
     "FINAL_STATES",
     "PROBLEM_STATES",
+    "TRACEPARENT_FIELD",
     "Keys",
     "LimiterKeys",
     "MetricKeys",

@@ -10,6 +10,7 @@ act on it (``sending`` before the request to Heeros leaves).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -20,30 +21,32 @@ from lxml import etree
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
 from worker.documents.keptcopy import compress_invoice, decompress_invoice, invoice_source
+from worker.documents.names import is_name, is_run
 from worker.errors import InvoiceError
 from worker.state.connection import connect, redis_errors
 from worker.state.keys import (
-    FINAL_STATES,
-    Keys,
+    TRACEPARENT_FIELD,
     State,
     by_export_field,
     item_number,
-    split_by_export_field,
 )
 from worker.state.records import ItemRecord, RunCounts, RunRecord, run_record_from_hash
+from worker.state.runreads import RunReads
 from worker.state.scripts import CLAIM_POLLS, TRANSITION
 
+log = logging.getLogger(__name__)
 
-class StatusStore:
+
+class StatusStore(RunReads):
     """Reads and writes runs and items; takes its Redis client from the caller.
 
-    Code outside :mod:`worker.state` reaches Redis through these methods only; every
-    Redis failure comes out of them as a :class:`TransientError`.
+    Code outside :mod:`worker.state` reaches Redis through these methods only (and
+    those of :class:`~worker.state.runreads.RunReads`); every Redis failure comes out
+    of them as a :class:`TransientError`.
     """
 
     def __init__(self, client: redis.Redis, *, prefix: str = "hx") -> None:
-        self.redis = client
-        self.keys = Keys(prefix)
+        super().__init__(client, prefix=prefix)
         self._transition = client.register_script(TRANSITION)
         self._claim = client.register_script(CLAIM_POLLS)
 
@@ -124,75 +127,12 @@ class StatusStore:
         key = self.keys.period_invoices(period)
         return sorted(cast(set[str], self._call(self.redis.smembers, key)))
 
-    def members(self, run: str, state: State) -> list[str]:
-        """Every item of the run in ``state`` (for re-queues; pages are in the aggregator)."""
-        return sorted(cast(set[str], self._call(self.redis.smembers, self.keys.state(run, state))))
-
     def run_record(self, run: str) -> RunRecord | None:
         raw = cast(dict[str, str], self._call(self.redis.hgetall, self.keys.run(run)))
         return run_record_from_hash(run, raw) if raw else None
 
     def set_run_fields(self, run: str, fields: Mapping[str, str]) -> None:
         self._call(self.redis.hset, self.keys.run(run), mapping=dict(fields))
-
-    def recent_run_ids(self, limit: int) -> list[str]:
-        """The ids of the newest ``limit`` runs, newest first."""
-        return cast(list[str], self._call(self.redis.zrevrange, self.keys.runs, 0, limit - 1))
-
-    def run_counts(self, run: str) -> RunCounts | None:
-        """The run's record and counters, in one round trip; None for an unknown run."""
-        keys = self.keys
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(keys.run(run))
-        for key in keys.states(run):
-            pipe.scard(key)
-        pipe.hgetall(keys.kinds(run))
-        pipe.hgetall(keys.by_export(run))
-        answers = cast(list[Any], self._call(pipe.execute))
-        raw = cast(dict[str, str], answers[0])
-        if not raw:
-            return None
-        by_export: dict[tuple[int, str], int] = {}
-        for name, value in cast(dict[str, str], answers[-1]).items():
-            by_export[split_by_export_field(name)] = int(value)
-        return RunCounts(
-            record=run_record_from_hash(run, raw),
-            states={state: int(n) for state, n in zip(State, answers[1:-2], strict=True)},
-            kinds={k: int(v) for k, v in cast(dict[str, str], answers[-2]).items()},
-            by_export=by_export,
-        )
-
-    def runs_in_progress(self, *, limit: int) -> tuple[int, int]:
-        """How many of the newest ``limit`` runs are unfinished, and the polls pending.
-
-        Two round trips: the newest runs, then each run's total and final-state set
-        sizes (with the poll count) in one pipeline.
-        """
-        keys = self.keys
-        runs = self.recent_run_ids(limit)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zcard(keys.polls)
-        finals = sorted(FINAL_STATES)
-        for run in runs:
-            pipe.hget(keys.run(run), "total")
-            for state in finals:
-                pipe.scard(keys.state(run, state))
-        answers = cast(list[Any], self._call(pipe.execute))
-        polls = int(answers[0])
-        step = 1 + len(finals)
-        running = 0
-        for n in range(len(runs)):
-            total, *sizes = answers[1 + n * step : 1 + (n + 1) * step]
-            if total is not None and int(total) > sum(int(size) for size in sizes):
-                running += 1
-        return running, polls
-
-    def scan_members(
-        self, run: str, state: State, *, cursor: int, count: int
-    ) -> tuple[int, list[str]]:
-        """One SSCAN step over the run's items in ``state``: the next cursor (0: done), a page."""
-        key = self.keys.state(run, state)
-        return cast(tuple[int, list[str]], self._call(self.redis.sscan, key, cursor, None, count))
 
     # -- items --------------------------------------------------------------------------
 
@@ -303,10 +243,25 @@ class StatusStore:
             keys.polls,
             keys.kinds(run),
             keys.by_export(run),
+            keys.group_ids(run),
+            keys.groups(run),
             *keys.states(run),
         ]
         result = cast(list[Any], self._call(self._transition, keys=names, args=args))
         return bool(int(result[0]))
+
+    # -- trace context ------------------------------------------------------------------
+
+    def set_traceparent(self, run: str, item: str, traceparent: str) -> None:
+        """Keep with an item the trace its polls continue (a W3C ``traceparent``)."""
+        self._call(self.redis.hset, self.keys.item(run, item), TRACEPARENT_FIELD, traceparent)
+
+    def traceparents(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        """The ``traceparent`` kept with each of ``(run, item)`` pairs, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for run, item in pairs:
+            pipe.hget(self.keys.item(run, item), TRACEPARENT_FIELD)
+        return cast(list[str | None], self._call(pipe.execute))
 
     # -- polls --------------------------------------------------------------------------
 
@@ -323,7 +278,7 @@ class StatusStore:
             list[str],
             self._call(self._claim, keys=[self.keys.polls], args=[now, limit, now + lease_s]),
         )
-        return [self.keys.split_poll_member(member) for member in members]
+        return self._named_members(self.keys.polls, members)
 
     def polls_pending(self) -> int:
         return int(self._call(self.redis.zcard, self.keys.polls))
@@ -345,7 +300,22 @@ class StatusStore:
                 self._claim, keys=[self.keys.inflight], args=[older_than, limit, time.time()]
             ),
         )
-        return [self.keys.split_poll_member(member) for member in members]
+        return self._named_members(self.keys.inflight, members)
+
+    def _named_members(self, key: str, members: list[str]) -> list[tuple[str, str]]:
+        """The (run, item) pairs of ``members``; one whose run id is not a name (left by a
+        release that did not check names) is dropped from ``key`` rather than block a batch."""
+        pairs, dropped = [], []
+        for member in members:
+            run, item = self.keys.split_poll_member(member)
+            if is_run(run) and is_name(item_number(item)):
+                pairs.append((run, item))
+            else:
+                dropped.append(member)
+        if dropped:
+            log.warning("dropped %d index entries of runs whose id is not a name", len(dropped))
+            self._call(self.redis.zrem, key, *dropped)
+        return pairs
 
     def forget_inflight(self, run: str, item: str) -> None:
         self._call(self.redis.zrem, self.keys.inflight, self.keys.poll_member(run, item))
@@ -370,13 +340,6 @@ class StatusStore:
     def ping(self) -> None:
         """Return when Redis answers; raise :class:`TransientError` when it does not."""
         self._call(self.redis.ping)
-
-    # -- plumbing -----------------------------------------------------------------------
-
-    @staticmethod
-    def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
-        with redis_errors("the status store"):
-            return function(*args, **kwargs)
 
 
 def open_store(settings: Settings) -> StatusStore:

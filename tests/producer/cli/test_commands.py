@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,8 @@ from celery import Celery
 from typer.testing import CliRunner
 
 from producer.cli import commands as cli_module
-from producer.cli.commands import cli
+from producer.cli.commands import cli, main
+from producer.cli.localservices import free_port
 from producer.operations.samples import sample_invoices
 from tests.producer.http.test_api import CONFIG, TOKEN, as_json, published
 from worker.celery.app import create_app
@@ -23,7 +26,7 @@ from worker.documents.finvoice import validate_finvoice
 from worker.documents.invoice import Invoice
 from worker.documents.opterxml import serialize_invoice
 from worker.state.keys import State
-from worker.state.store import StatusStore
+from worker.state.store import StatusStore, open_store
 
 PERIOD = [i for i in sample_invoices(9) if i.customer.customer_number != "1004"]
 
@@ -208,3 +211,70 @@ def test_api_needs_a_token_unless_anonymous_on_loopback(
     run_cli.env["HEEROS_API_TOKEN"] = TOKEN
     run_cli("api", "--host", "0.0.0.0")
     assert [(s["host"], s["port"]) for s in served] == [("127.0.0.1", 8123), ("0.0.0.0", 8000)]
+
+
+def test_api_trusts_proxy_headers_only_when_asked(
+    run_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append(options))
+    run_cli.env["HEEROS_API_TOKEN"] = TOKEN
+    run_cli("api")
+    run_cli("api", "--proxy-headers")
+    run_cli("api", "--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/8,192.0.2.1")
+    assert [(s["proxy_headers"], s.get("forwarded_allow_ips")) for s in served] == [
+        (False, None),
+        (True, None),
+        (True, "10.0.0.0/8,192.0.2.1"),
+    ]
+    result = run_cli("api", "--forwarded-allow-ips", "*", code=2)
+    assert "--forwarded-allow-ips needs --proxy-headers" in said(result.stderr)
+    assert len(served) == 3
+
+
+def test_api_refuses_a_short_token_in_one_line(
+    run_cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: served.append(options))
+    run_cli.env["HEEROS_API_TOKEN"] = "Zq-short"
+    result = run_cli("api", code=2)
+    assert served == []
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: HEEROS_API_TOKEN") and "at least 16 characters" in line
+    assert "Zq-short" not in result.stderr + result.stdout
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "2026-11-0001"),
+        ("status", "2026-11-0001", "--watch"),
+        ("runs",),
+        ("requeue", "2026-11-0001"),
+    ],
+)
+def test_redis_down_is_one_line_naming_the_url_without_its_password(
+    run_cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+) -> None:
+    port = free_port()  # nothing listens there
+    monkeypatch.setattr(cli_module, "open_store", open_store)
+    for name, value in run_cli.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HEEROS_REDIS_URL", f"redis://:redis-pw-9931@127.0.0.1:{port}/0")
+    monkeypatch.setattr(sys, "argv", ["heeros-export", *args])
+    # Only what the command prints: no log handler left behind by an earlier test.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logging.NullHandler()])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 2
+    said = capsys.readouterr()
+    (line,) = said.err.splitlines()
+    assert line.startswith("error: ") and "unreachable" in line
+    assert f"redis://:***@127.0.0.1:{port}/0" in line
+    assert "redis-pw-9931" not in said.err + said.out
+    assert "Traceback" not in said.err

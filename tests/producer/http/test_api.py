@@ -34,7 +34,7 @@ with warnings.catch_warnings():
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
-TOKEN = "api-token-7731"
+TOKEN = "api-token-7731-0042"
 CLIENT_KEY = "client-key-never-shown-4410"
 CONFIG = """
 [[exports]]
@@ -196,6 +196,7 @@ def test_the_openapi_document_is_served_without_a_token(api: Api) -> None:
         "/runs",
         "/runs/{run}",
         "/runs/{run}/invoices",
+        "/runs/{run}/failures",
     }
     assert "HTTPBearer" in document["components"]["securitySchemes"]
 

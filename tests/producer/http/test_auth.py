@@ -1,4 +1,4 @@
-"""The bearer check and the dashboard's sessions, on small apps of their own."""
+"""The bearer check and the dashboard's sessions, on small apps of their own and the dashboard."""
 
 # No ``from __future__ import annotations``: a route's annotation names a local dependency.
 
@@ -8,13 +8,15 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import fakeredis
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from producer.http import auth
+from producer.http import auth, dashboard
+from producer.http.api import create_api
 from producer.http.auth import (
     CHALLENGE,
     COOKIE,
@@ -30,9 +32,16 @@ from producer.http.auth import (
     safe_next,
     token_matches,
 )
+from producer.http.dashboard import create_dashboard
+from tests.producer.http.test_api import export_config
+from worker.celery.app import create_app
+from worker.config.settings import Settings
+from worker.state.sessions import LoginLimits, SessionStore
+from worker.state.store import StatusStore
 
-TOKEN = "auth-token-5581"
+TOKEN = "auth-token-5581-secret"
 SECRET = SecretStr(TOKEN)
+LIMITS = LoginLimits()
 
 
 @pytest.fixture
@@ -69,6 +78,14 @@ def test_without_a_token_nothing_matches(compared: list[tuple[Any, Any]]) -> Non
     assert not token_matches("", None)
     assert not bearer_matches(f"Bearer {TOKEN}", None)
     assert compared == []
+
+
+def test_an_empty_token_matches_nothing_not_even_an_empty_bearer() -> None:
+    for blank in ("", "  ", SecretStr(""), SecretStr(" ")):
+        assert not token_matches("", blank)
+        assert not token_matches(b"", blank)
+        for header in ("Bearer ", "Bearer", "bearer  ", b"Bearer "):
+            assert not bearer_matches(header, blank)
 
 
 @pytest.mark.parametrize(
@@ -213,17 +230,46 @@ def test_the_bearer_dependency_is_documented_and_open_without_a_token() -> None:
 # -- sessions -------------------------------------------------------------------------------
 
 
-def test_a_session_cookie_is_signed_and_expires() -> None:
-    sessions = Sessions(TOKEN)
+@pytest.fixture
+def records(fake_redis: fakeredis.FakeRedis) -> SessionStore:
+    return SessionStore(fake_redis, prefix="t")
+
+
+def test_a_session_is_kept_in_redis_and_the_cookie_holds_only_its_id(
+    records: SessionStore, fake_redis: fakeredis.FakeRedis
+) -> None:
+    sessions = Sessions(TOKEN, records)
     cookie = sessions.issue()
     session = sessions.check(cookie)
     assert session is not None and TOKEN not in cookie
+    assert len(cookie) >= 40 and "." not in cookie  # a random id: no expiry, no signature
     assert session.expires == pytest.approx(time.time() + SESSION_S, abs=5)
+    (key,) = fake_redis.keys("t:session:*")
+    assert cookie not in key and TOKEN not in str(fake_redis.hgetall(key))
+    assert SESSION_S - 10 < fake_redis.ttl(key) <= SESSION_S
     assert sessions.check(cookie, now=session.expires + 1) is None
-    assert sessions.check(cookie[:-1] + ("0" if cookie[-1] != "0" else "1")) is None
-    assert sessions.check(Sessions("another").issue()) is None
-    for broken in ("", None, "v1", "v2.1.n.s", "v1.x.n.s", "v1.1..s", "v1.9999999999.nonce.sig"):
+    assert sessions.check(cookie[:-1] + ("A" if cookie[-1] != "A" else "B")) is None
+    for broken in ("", None, "v1", "v1.9999999999.nonce.sig", "x" * 5000):
         assert sessions.check(broken) is None
+
+
+def test_a_session_of_another_token_is_refused(records: SessionStore) -> None:
+    # Changing HEEROS_API_TOKEN ends every session opened with the old one.
+    cookie = Sessions("another-token-000000", records).issue()
+    assert Sessions(TOKEN, records).check(cookie) is None
+    assert Sessions("another-token-000000", records).check(cookie) is not None
+    assert Sessions(None, records).check(cookie) is None
+
+
+def test_revoking_a_session_ends_it_for_every_process(fake_redis: fakeredis.FakeRedis) -> None:
+    first = Sessions(TOKEN, SessionStore(fake_redis, prefix="t"))
+    second = Sessions(TOKEN, SessionStore(fake_redis, prefix="t"))
+    cookie = first.issue()
+    assert second.check(cookie) is not None
+    second.revoke(cookie)
+    assert first.check(cookie) is None and fake_redis.keys("t:session:*") == []
+    second.revoke(None)
+    second.revoke("unknown")
 
 
 def test_the_csrf_token_belongs_to_its_session(compared: list[tuple[Any, Any]]) -> None:
@@ -247,6 +293,20 @@ def test_without_a_token_nobody_signs_in() -> None:
     assert sessions.check(Sessions(TOKEN).issue()) is None
     assert Sessions(TOKEN).enabled and Sessions(TOKEN).token_matches(TOKEN)
     assert not Sessions(TOKEN).token_matches(TOKEN + " ")
+    assert Sessions(None).log_in("-", "").cookie is None
+
+
+def test_a_login_counts_checks_and_opens_a_session(records: SessionStore) -> None:
+    sessions = Sessions(TOKEN, records)
+    wrong = sessions.log_in("10.0.0.1", "nope")
+    assert wrong.cookie is None and wrong.retry_after == 0
+    right = sessions.log_in("10.0.0.1", TOKEN)
+    assert right.cookie is not None and sessions.check(right.cookie) is not None
+    for _ in range(LIMITS.per_client):
+        assert sessions.log_in("10.0.0.1", "nope").retry_after == 0  # the right one cleared
+    held = sessions.log_in("10.0.0.1", TOKEN)  # even the right token waits its turn
+    assert held.cookie is None and 0 < held.retry_after <= LIMITS.window_s
+    assert sessions.log_in("10.0.0.2", TOKEN).cookie is not None
 
 
 def _session_app(sessions: Sessions, prefix: str = "") -> TestClient:
@@ -260,18 +320,18 @@ def _session_app(sessions: Sessions, prefix: str = "") -> TestClient:
     @router.post("/in")
     def enter(request: Request) -> Response:
         response = Response("in")
-        sessions.sign_in(response, request)
+        sessions.set_cookie(response, request, sessions.issue())
         return response
 
     @router.api_route("/out", methods=["GET", "POST"])
-    def leave() -> Response:
+    def leave(request: Request) -> Response:
         response = Response("out")
-        Sessions.sign_out(response)
+        sessions.sign_out(response, request)
         return response
 
     @router.api_route("/page", methods=["GET", "POST"])
     def page(session: Annotated[Session, signed_in]) -> dict[str, str]:
-        return {"nonce": session.nonce}
+        return {"csrf": session.csrf}
 
     app = FastAPI()
     app.include_router(router, prefix=prefix)
@@ -286,7 +346,7 @@ def test_the_session_dependency_redirects_to_the_login_page() -> None:
     assert answer.content == b""
     posted = client.post("/page", follow_redirects=False)
     assert posted.status_code == 303 and posted.headers["location"] == "/login"
-    client.cookies.set(COOKIE, Sessions("another").issue())
+    client.cookies.set(COOKIE, Sessions("another-token-000000").issue())
     assert client.get("/page", follow_redirects=False).status_code == 303
 
 
@@ -298,7 +358,7 @@ def test_the_session_dependency_hands_the_route_its_session() -> None:
     answer = client.get("/page", follow_redirects=False)
     session = sessions.check(cookie)
     assert answer.status_code == 200 and session is not None
-    assert answer.json() == {"nonce": session.nonce}
+    assert answer.json() == {"csrf": session.csrf}
 
 
 def test_the_login_redirect_follows_the_mount_prefix() -> None:
@@ -307,10 +367,10 @@ def test_the_login_redirect_follows_the_mount_prefix() -> None:
     assert answer.headers["location"] == "/dashboard/login?next=%2Fdashboard%2Fpage"
 
 
-def test_signing_in_and_out_sets_and_drops_a_strict_cookie() -> None:
-    client = _session_app(Sessions(TOKEN))
+def test_signing_in_and_out_sets_and_drops_a_strict_cookie(records: SessionStore) -> None:
+    client = _session_app(Sessions(TOKEN, records))
     cookie = client.post("/in").headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}=v1.")
+    assert cookie.startswith(f"{COOKIE}=")
     for part in ("HttpOnly", "SameSite=strict", "Path=/", f"Max-Age={SESSION_S}"):
         assert part in cookie
     assert "Secure" not in cookie and TOKEN not in cookie
@@ -320,6 +380,91 @@ def test_signing_in_and_out_sets_and_drops_a_strict_cookie() -> None:
     assert client.get("/page", follow_redirects=False).status_code == 303
     secure = TestClient(client.app, base_url="https://testserver")
     assert "Secure" in secure.post("/in").headers["set-cookie"]
+
+
+def test_logging_out_revokes_the_session_a_copied_cookie_had(records: SessionStore) -> None:
+    client = _session_app(Sessions(TOKEN, records))
+    client.post("/in")
+    copied = TestClient(client.app)
+    copied.cookies.set(COOKIE, client.cookies[COOKIE])
+    assert copied.get("/page", follow_redirects=False).status_code == 200
+    client.post("/out")
+    assert copied.get("/page", follow_redirects=False).status_code == 303
+
+
+# -- the dashboard's login and logout ---------------------------------------------------------
+
+
+@pytest.fixture
+def dashboard_app(store: StatusStore, monkeypatch: pytest.MonkeyPatch) -> FastAPI:
+    monkeypatch.setattr(dashboard, "LOGIN_DELAY_S", 0.0)
+    settings = Settings(broker_url="memory://", api_token=SECRET, key_prefix="t")
+    app = FastAPI()
+    app.include_router(create_dashboard(settings, store=store, celery_app=create_app(settings)))
+    return app
+
+
+def test_logging_out_of_the_dashboard_revokes_the_session(
+    dashboard_app: FastAPI, fake_redis: fakeredis.FakeRedis
+) -> None:
+    client = TestClient(dashboard_app)
+    assert client.post("/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+    copied = TestClient(dashboard_app, cookies={COOKIE: client.cookies[COOKIE]})
+    assert copied.get("/", follow_redirects=False).status_code == 200
+    assert fake_redis.keys("t:session:*")
+    assert client.get("/logout", follow_redirects=False).status_code == 303
+    assert fake_redis.keys("t:session:*") == []
+    assert copied.get("/", follow_redirects=False).status_code == 303
+
+
+def test_the_dashboard_login_is_throttled_per_client(dashboard_app: FastAPI) -> None:
+    client = TestClient(dashboard_app, client=("203.0.113.7", 50000))
+    codes = [
+        client.post("/login", data={"token": "guess"}, follow_redirects=False).status_code
+        for _ in range(20)
+    ]
+    assert codes == [401] * LIMITS.per_client + [429] * (20 - LIMITS.per_client)
+    held = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    assert held.status_code == 429
+    assert 0 < int(held.headers["retry-after"]) <= LIMITS.window_s
+    assert "Too many" in held.text
+    other = TestClient(dashboard_app, client=("203.0.113.8", 50000))
+    assert other.post("/login", data={"token": TOKEN}, follow_redirects=False).status_code == 303
+
+
+def test_the_dashboard_login_is_throttled_overall(dashboard_app: FastAPI) -> None:
+    codes = [
+        TestClient(dashboard_app, client=(f"198.51.{n // 4}.{n % 4}", 1))
+        .post("/login", data={"token": "guess"}, follow_redirects=False)
+        .status_code
+        for n in range(LIMITS.overall + 1)
+    ]
+    assert codes == [401] * LIMITS.overall + [429]
+
+
+# -- the token's length -----------------------------------------------------------------------
+
+
+def test_a_short_api_token_is_refused_by_the_settings() -> None:
+    for short in ("Zq", "Zq-fifteen-char", " " * 10 + "Zqk" + " " * 10):
+        with pytest.raises(ValidationError) as refused:
+            Settings(api_token=short)
+        message = str(refused.value)
+        assert "HEEROS_API_TOKEN" in message and "16" in message
+        assert short.strip() not in message  # the value never shows
+    assert Settings(api_token="sixteen-chars-ok").api_token is not None
+    for unset in ("", "   "):
+        assert Settings(api_token=unset).api_token is None
+
+
+def test_anonymous_metrics_take_no_empty_bearer_for_a_token(store: StatusStore) -> None:
+    settings = Settings(broker_url="memory://", api_token=SecretStr(""))
+    api = create_api(settings, store=store, config=export_config(), allow_anonymous=True)
+    client = TestClient(api)
+    for header in ("Bearer ", "Bearer", "bearer   "):
+        answer = client.get("/metrics", headers={"Authorization": header})
+        assert answer.status_code in (401, 503), header
+        assert "heeros_invoices_total" not in answer.text
 
 
 def test_no_open_redirect_after_login() -> None:

@@ -128,15 +128,20 @@ def test_every_page_but_login_needs_a_session(
 
 
 @pytest.mark.parametrize(
-    "path", [f"/runs/{RUN}/items", f"/runs/{RUN}/items?state=failed&cursor=x", "/runs/x?requeued=y"]
+    ("path", "status"),
+    [
+        (f"/runs/{RUN}/items", 422),
+        (f"/runs/{RUN}/items?state=failed&cursor=x", 400),
+        ("/runs/x?requeued=y", 422),
+    ],
 )
 def test_without_a_session_even_a_bad_query_goes_to_the_login(
-    client: TestClient, path: str
+    client: TestClient, path: str, status: int
 ) -> None:
     answer = client.get(path, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
     _login(client)
-    assert client.get(path).status_code == 422
+    assert client.get(path).status_code == status
 
 
 def test_a_wrong_token_is_refused(client: TestClient) -> None:
@@ -362,7 +367,7 @@ def test_the_requeue_button_needs_its_form_token(client: TestClient, store: Stat
     assert client.post(path, data={}, follow_redirects=False).status_code == 403
     assert client.post(path, data={"csrf": "0" * 32}, follow_redirects=False).status_code == 403
     page = client.get(f"/runs/{RUN}").text
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf is not None
     other_site = {"Origin": "https://evil.example"}
     assert (
@@ -380,7 +385,7 @@ def test_the_requeue_button_queues_failed_and_unconfirmed_again(
     _make_run(store)
     _login(client)
     page = client.get(f"/runs/{RUN}").text
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf is not None
     answer = client.post(
         f"/runs/{RUN}/requeue-form", data={"csrf": csrf.group(1)}, follow_redirects=False
@@ -464,3 +469,194 @@ def test_a_run_of_100000_invoices_renders_in_well_under_a_second(
     summary = client.get("/runs/BIG/summary").json()
     assert (summary["total"], summary["exported"], summary["failed"]) == (100_000, 90_000, 7_000)
     assert summary["in_progress"] == 3_000 and summary["state"] == "running"
+    # written without the transition script, like a run from before groups: grouped on
+    # the fly from its first problems, and said so
+    assert "Grouped from the first 1000 of 7000" in client.get("/runs/BIG").text
+    # as the transitions keep them: read whole in one round trip
+    fake_redis.hset(
+        keys.groups("BIG"),
+        mapping={
+            "1:n": 6000,
+            "1:state": "failed",
+            "1:kind": "unavailable",
+            "1:message": "m",
+            "1:first": 1.0,
+            "1:last": 2.0,
+            "1:examples": "1090000/0",
+            "2:n": 1000,
+            "2:state": "unconfirmed",
+            "2:kind": "",
+            "2:message": "u",
+            "2:first": 1.0,
+            "2:last": 2.0,
+            "2:examples": "1096000/0",
+        },
+    )
+    began = time.perf_counter()
+    page = client.get("/runs/BIG").text
+    assert time.perf_counter() - began < 1.0
+    assert "Grouped from the first" not in page
+    assert re.findall(r'<td class="n count">(\d+)</td>', page) == ["6000", "1000"]
+
+
+# -- failures by message, pace, runs by export, page cursors --------------------------------
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+def _group_rows(page: str) -> dict[str, str]:
+    """The failures-by-message rows: group key -> the row's HTML."""
+    return dict(re.findall(r'<tr data-group="([^"]+)">(.*?)</tr>', page, re.S))
+
+
+def _outage_run(store: StatusStore) -> list[str]:
+    """40 invoices failed with one HTTP_503 after sending, 2 with another message, 3 queued."""
+    items = [(item_id(str(2000 + n), 0), str(2000 + n), 0) for n in range(45)]
+    store.create_run(
+        RunRecord(run="O", period="2026-11", total=45, created=time.time(), exports=EXPORTS),
+        items,
+        {},
+    )
+    ids = [item for item, _, _ in items]
+    for item in ids[:40]:
+        store.transition("O", item, State.SENDING, export_index=0)
+        store.transition(
+            "O", item, State.FAILED, export_index=0, kind="unavailable", message=SEND_503
+        )
+    for item in ids[40:42]:
+        number = item.split("/")[0]
+        message = validation_message(number, 2)
+        store.transition(
+            "O", item, State.FAILED, export_index=0, kind="validation", message=message
+        )
+    return ids
+
+
+def test_failures_are_grouped_by_message_each_with_its_requeue(
+    client: TestClient, store: StatusStore
+) -> None:
+    ids = _outage_run(store)
+    _login(client)
+    page = client.get("/runs/O").text
+    rows = _group_rows(page)
+    assert len(rows) == 2
+    (key,) = [key for key, row in rows.items() if SEND_503 in row]
+    row = rows[key]
+    assert '<td class="n count">40</td>' in row and "Re-queue these 40" in row
+    assert f'name="group" value="{key}"' in row
+    assert re.findall(r">(\d+)</a>", row) == ["2000", "2001", "2002", "2003", "2004"]
+    (other,) = [row for k, row in rows.items() if k != key]
+    assert "&lt;invoice&gt; to Heeros due to validation errors. Number of errors: 2" in other
+    assert '<td class="n count">2</td>' in other
+    assert '<details id="each">' in page and f'<td class="message">{SEND_503}</td>' in page
+    assert _group_rows(client.get("/runs/O/problems").text).keys() == rows.keys()
+
+    answer = client.post(
+        "/runs/O/requeue-form",
+        data={"csrf": _csrf(page), "group": key},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/runs/O?requeued=40"
+    assert store.members("O", State.SENDING) == sorted(ids[:40])  # they had been sent
+    assert store.members("O", State.FAILED) == sorted(ids[40:42])
+    assert list(_group_rows(client.get("/runs/O").text)) == [k for k in rows if k != key]
+
+
+def test_a_bad_group_or_a_preview_is_refused(client: TestClient, store: StatusStore) -> None:
+    _outage_run(store)
+    store.create_run(
+        RunRecord(run="PV", period="P", total=1, created=1.0, exports=["A"], preview=True), [], {}
+    )
+    store.transition("PV", "1/0", State.FAILED, export_index=0, kind="schema", message="bad")
+    _login(client)
+    csrf = _csrf(client.get("/runs/O").text)
+    for group in ("nonsense", "0" * 17, "G" * 16):
+        answer = client.post("/runs/O/requeue-form", data={"csrf": csrf, "group": group})
+        assert answer.status_code == 400 and 'id="refused"' in answer.text
+    preview = client.get("/runs/PV").text
+    assert "Re-queue these" not in preview and 'id="requeue"\n      hidden>' in preview
+    answer = client.post("/runs/PV/requeue-form", data={"csrf": csrf}, follow_redirects=False)
+    assert answer.status_code == 409 and "A preview sent nothing" in answer.text
+    assert store.members("PV", State.FAILED) == ["1/0"]
+
+
+@pytest.mark.parametrize("cursor", ["-1", "x", "1.5", " 1", "9223372036854775808", "9" * 40, "١٢"])
+def test_a_cursor_that_is_no_page_answers_400(
+    client: TestClient, store: StatusStore, cursor: str
+) -> None:
+    _make_run(store)
+    _login(client)
+    answer = client.get(f"/runs/{RUN}/items", params={"state": "failed", "cursor": cursor})
+    assert answer.status_code == 400
+    assert "is not a page of this run" in answer.text
+    assert (
+        client.get(f"/runs/{RUN}/items?state=failed&cursor=9223372036854775807").status_code == 200
+    )
+
+
+def test_a_running_run_shows_its_rate_time_left_and_chart(
+    client: TestClient, store: StatusStore
+) -> None:
+    ids = _make_run(store)  # 9 of 10 done
+    now = time.time()
+    for at, done in ((now - 90, 0), (now - 60, 3)):
+        store.progress_samples(RUN, done, ended=False, now=at, every_s=5, keep=100)
+    _login(client)
+    page = client.get(f"/runs/{RUN}").text
+    rate = re.search(r'data-pace="rate">([^<]+)<', page)
+    left = re.search(r'data-pace="left">([^<]+)<', page)
+    assert rate is not None and left is not None
+    assert rate.group(1) == "0.10 invoices/s"  # 6 more done in the last minute
+    assert left.group(1) == "10 s"  # 1 left
+    points = re.search(r'<polyline id="chart-line" points="([^"]*)"', page)
+    assert points is not None and len(points.group(1).split()) == 3
+    assert '<div class="chart" id="chart">' in page and 'class="pace" title' in page
+    summary = client.get(f"/runs/{RUN}/summary").json()
+    assert summary["pace"]["rate"] == "0.10 invoices/s" and summary["pace"]["chart"]
+    _finish(store, ids)
+    page = client.get(f"/runs/{RUN}").text
+    assert 'class="pace" hidden' in page  # no rate once it has ended; the chart stays
+    assert client.get(f"/runs/{RUN}/summary").json()["pace"]["left"] == "–"
+
+
+def test_a_run_from_before_samples_has_no_chart(client: TestClient, store: StatusStore) -> None:
+    _finish(store, _make_run(store))
+    _login(client)
+    page = client.get(f"/runs/{RUN}").text
+    assert '<div class="chart" id="chart" hidden>' in page
+    assert not store.redis.exists(store.keys.progress(RUN))
+
+
+def test_runs_are_filtered_by_export(client: TestClient, store: StatusStore) -> None:
+    _make_run(store)  # both exports
+    store.create_run(
+        RunRecord(run="2026-12-0001", period="2026-12", total=1, created=2.0, exports=["Other"]),
+        [("1/0", "1", 0)],
+        {},
+    )
+    _login(client)
+    page = client.get("/").text
+    assert re.findall(r'<option value="([^"]*)"', page) == ["", *EXPORTS, "Other"]
+    assert re.findall(r'<tr data-run="([^"]+)">', page) == [RUN, "2026-12-0001"]
+    page = client.get("/", params={"export": "Other"}).text
+    assert re.findall(r'<tr data-run="([^"]+)">', page) == ["2026-12-0001"]
+    assert '<option value="Other" selected>' in page
+    assert 'data-src="/runs-rows?export=Other"' in page
+    rows = client.get("/runs-rows", params={"export": EXPORTS[1]}).text
+    assert re.findall(r'<tr data-run="([^"]+)">', rows) == [RUN]
+    none = client.get("/", params={"export": "<nope>"}).text
+    assert "No run of export &lt;nope&gt; among the recent runs." in none
+    assert 'href="/?export=Heeros+%28API%29"' in client.get(f"/runs/{RUN}").text
+
+
+def test_a_run_id_that_is_not_a_name_is_a_404_not_an_error(client: TestClient) -> None:
+    _login(client)
+    for run in ("a b-0001", "K1:invoices-0001"):
+        for path in (f"/runs/{run}", f"/runs/{run}/summary", f"/runs/{run}/problems"):
+            answer = client.get(path)
+            assert answer.status_code == 404, (path, answer.status_code, answer.text)
+            assert answer.text.startswith("no run"), answer.text

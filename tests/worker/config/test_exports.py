@@ -435,3 +435,13 @@ def test_client_key_in_file_is_not_echoed(tmp_path: Path) -> None:
     assert "client_key_env" in str(caught.value)
     assert key not in str(caught.value)
     assert key not in str(caught.value.__cause__)
+
+
+def test_opters_report_field_is_taken_as_none_only(tmp_path: Path) -> None:
+    with_report = VALID.replace(
+        'type = "XmlSerializer"', 'type = "XmlSerializer"\nreport = "None"', 1
+    )
+    assert _load(tmp_path, with_report).exports[0].report == "None"
+    other = VALID.replace('type = "XmlSerializer"', 'type = "XmlSerializer"\nreport = "Summary"', 1)
+    message = _error(tmp_path, other)
+    assert "report" in message and 'must be "None"' in message, message

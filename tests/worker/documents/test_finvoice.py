@@ -330,7 +330,7 @@ def einvoice_buyer() -> Invoice:
             ),
         ],
         customer=VIRTANEN.model_copy(
-            update={"einvoice_address": "003726174164", "einvoice_operator": "003721291126"}
+            update={"einvoice_address": "003726174164", "einvoice_operator": "NDEAFIHH"}
         ),
         buyer_reference="Tilaus 1188",
     )
@@ -430,9 +430,23 @@ def test_credit_note_is_negative_and_names_the_credited_invoice() -> None:
     assert _text(document, "InvoiceDetails/InvoiceTypeText") == ["HYVITYSLASKU"]
     assert _text(document, "InvoiceDetails/OriginalInvoiceNumber") == ["2026110001"]
     assert _text(document, "InvoiceDetails/InvoiceTotalVatIncludedAmount") == ["-119,88"]
-    assert _text(document, "EpiDetails/EpiPaymentInstructionDetails/EpiInstructedAmount") == [
-        "-119,88"
-    ]
+
+
+def test_a_credit_note_requests_no_payment() -> None:
+    document = render_finvoice(credit_note())
+    payment = "EpiDetails/EpiPaymentInstructionDetails"
+    assert _text(document, f"{payment}/EpiInstructedAmount") == ["0,00"]
+    assert _text(document, f"{payment}/EpiRemittanceInfoIdentifier") == []
+    assert _text(document, f"{payment}/EpiDateOptionDate") == ["20261130"]  # the invoice date
+    assert _text(document, "InvoiceDetails/PaymentTermsDetails/InvoiceDueDate") == []
+
+
+def test_the_buyers_einvoice_address_and_operator_are_invoice_recipient_details() -> None:
+    document = render_finvoice(einvoice_buyer())
+    details = "SellerInformationDetails/InvoiceRecipientDetails"
+    assert _text(document, f"{details}/InvoiceRecipientAddress") == ["003726174164"]
+    assert _text(document, f"{details}/InvoiceRecipientIntermediatorAddress") == ["NDEAFIHH"]
+    assert _text(render_finvoice(credit_note()), details + "/InvoiceRecipientAddress") == []
 
 
 @pytest.mark.parametrize(

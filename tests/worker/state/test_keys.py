@@ -6,12 +6,16 @@ import re
 import time
 
 import fakeredis
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import worker.state.keys
+import worker.state.sessions
 from producer.operations.samples import sample_invoices
 from worker.documents.keptcopy import compress_invoice
+from worker.documents.names import RUN_PATTERN
+from worker.state.groups import FIELDS, HEEROS_MARK, NUMBER_MARK, OTHER
 from worker.state.keys import (
     FINAL_RANK,
     FINAL_STATES,
@@ -26,6 +30,7 @@ from worker.state.keys import (
 from worker.state.limiter import Limits, TenantLimiter
 from worker.state.metrics import Metrics
 from worker.state.scripts import TRANSITION
+from worker.state.sessions import SessionStore
 from worker.state.store import RunRecord, StatusStore
 
 RUN = "2026-11-0001"
@@ -44,6 +49,9 @@ LAYOUT = {
     f"t:run:{RUN}:s:failed": "set",
     f"t:run:{RUN}:kinds": "hash",
     f"t:run:{RUN}:byexport": "hash",
+    f"t:run:{RUN}:groupids": "hash",
+    f"t:run:{RUN}:groups": "hash",
+    f"t:run:{RUN}:progress": "list",
     f"t:item:{RUN}:100001/0": "hash",
     f"t:item:{RUN}:100001/1": "hash",
     f"t:item:{RUN}:100002/0": "hash",
@@ -65,6 +73,10 @@ LAYOUT = {
     "t:limit:OFF-CUST:pause": "string",
     "t:beat:sweep": "string",
     "t:beat:poll": "string",
+    # A session is named by the SHA-256 of its id, here "session-1".
+    "t:session:84097828fc31a8c8d29210df48901a85de7fd013f686b17be77d1be29cb7a98b": "hash",
+    "t:login:client:10.0.0.1": "string",
+    "t:login:all": "string",
 }
 
 
@@ -87,6 +99,7 @@ def _live_a_run(store: StatusStore) -> None:
     store.transition(run, "100001/1", State.FAILED, export_index=1, kind="validation")
     store.transition(run, "100002/0", State.SENDING, export_index=0)
     store.transition(run, "100002/0", State.SENT, export_index=0, poll=time.time() + 5)
+    store.progress_samples(run, 2, ended=False, now=time.time(), every_s=5, keep=10)
     metrics = Metrics.for_store(store)
     metrics.count_final("A", "exported")
     metrics.observe_send("A", 0.3)
@@ -97,12 +110,18 @@ def _live_a_run(store: StatusStore) -> None:
     assert store.claim_beat("poll", 0.9)
 
 
-def test_the_keys_written_are_the_documented_layout(fake_redis: fakeredis.FakeRedis) -> None:
+def test_the_keys_written_are_the_documented_layout(
+    fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = StatusStore(fake_redis, prefix="t")
     limiter = TenantLimiter.for_store(store, limits=Limits(per_second=10, concurrent=2))
+    monkeypatch.setattr(worker.state.sessions, "new_session_id", lambda: "session-1")
+    sessions = SessionStore.for_store(store)
     with limiter.permit("OFF-CUST"):
         _live_a_run(store)
         limiter.pause("OFF-CUST", 5)
+        sessions.open({"csrf": "c"}, ttl_s=60)
+        sessions.attempt("10.0.0.1")
         written = {key: fake_redis.type(key) for key in fake_redis.keys("*")}
     assert written == LAYOUT
 
@@ -133,10 +152,17 @@ def test_the_layouts_fields_and_members(
 
 def _documented() -> dict[str, str]:
     """The key table of the keys module: a pattern of each key and its Redis type."""
-    types = {"str": "string", "int": "string", "hash": "hash", "set": "set", "zset": "zset"}
+    types = {
+        "str": "string",
+        "int": "string",
+        "hash": "hash",
+        "set": "set",
+        "zset": "zset",
+        "list": "list",
+    }
     rows: dict[str, str] = {}
     doc = worker.state.keys.__doc__ or ""
-    for match in re.finditer(r"^\s+(\{p\}:\S+)\s+(str|int|hash|set|zset)\s", doc, re.M):
+    for match in re.finditer(r"^\s+(\{p\}:\S+)\s+(str|int|hash|set|zset|list)\s", doc, re.M):
         parts = match.group(1).split(":")
         pattern = ":".join(
             "t" if part == "{p}" else "[^:]+" if part.isupper() else re.escape(part)
@@ -148,7 +174,7 @@ def _documented() -> dict[str, str]:
 
 def test_the_table_documents_every_key_and_no_other() -> None:
     documented = _documented()
-    assert len(documented) == 22
+    assert len(documented) == 28
     matched: set[str] = set()
     for key, kind in LAYOUT.items():
         patterns = [pattern for pattern in documented if re.fullmatch(pattern, key)]
@@ -166,6 +192,8 @@ def test_a_prefix_is_only_a_prefix(fake_redis: fakeredis.FakeRedis) -> None:
         "it's\\odd:item:R:1/0",
         "it's\\odd:run:R",
         "it's\\odd:run:R:byexport",
+        "it's\\odd:run:R:groupids",
+        "it's\\odd:run:R:groups",
         "it's\\odd:run:R:kinds",
         "it's\\odd:run:R:s:failed",
         "it's\\odd:runs",
@@ -174,24 +202,38 @@ def test_a_prefix_is_only_a_prefix(fake_redis: fakeredis.FakeRedis) -> None:
 
 def test_the_transition_script_names_no_key() -> None:
     # Every key reaches the script in KEYS: its only string literals are states,
-    # commands, item fields and the separator of the per-export counters.
+    # commands, item and group fields, separators, patterns and the groups' marks.
     literals = set(re.findall(r"'([^']*)'", TRANSITION))
     allowed = {state.value for state in State} | {
         "",
         "1",
         ":",
+        "/",
         "drop",
         "state",
         "kind",
         "attempts",
+        "message",
+        "heeros_id",
+        "group",
         "HGET",
         "HSET",
         "HDEL",
         "HINCRBY",
+        "HLEN",
         "SADD",
         "SREM",
         "ZADD",
         "ZREM",
+        "^[%w_]",
+        "^(.*)",
+        "[^",
+        "]+",
+        "\\031",
+        OTHER,
+        NUMBER_MARK,
+        HEEROS_MARK,
+        *(f":{field}" for field in FIELDS),
     }
     assert literals <= allowed, literals - allowed
 
@@ -203,8 +245,8 @@ def test_ranks_follow_the_states() -> None:
 
 
 @given(
-    run=st.text(min_size=1).filter(lambda run: " " not in run),
-    item=st.text(),
+    run=st.from_regex(RUN_PATTERN, fullmatch=True),
+    item=st.text(min_size=1).filter(lambda item: ":" not in item),
 )
 def test_poll_members_round_trip(run: str, item: str) -> None:
     member = Keys.poll_member(run, item)

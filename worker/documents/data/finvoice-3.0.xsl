@@ -34,10 +34,17 @@
   - Delivery period: DeliveryDetails/DeliveryPeriodDetails.
   - Seller's contact: a phone number is cut to 35 characters like a text; an
     e-mail address longer than the 70 allowed is left out (a cut one is wrong).
-  - MessageTransmissionDetails is left out: it needs the seller's own e-invoice
-    address and intermediator, which the invoice does not carry; Heeros, which
-    sends the invoice on, addresses it. SellerInformationDetails/InvoiceRecipientDetails
-    is the seller's own e-invoice address in Finvoice, so the buyer's is not put there.
+  - MessageTransmissionDetails is left out: it routes the message itself and needs
+    the seller's own e-invoice address and intermediator; Heeros, which sends the
+    invoice on, addresses it.
+  - The buyer's e-invoice address and operator (Customer/EinvoiceAddress and
+    EinvoiceOperator, both or neither) are InvoiceRecipientDetails
+    (InvoiceRecipientAddress, InvoiceRecipientIntermediatorAddress), where the
+    schema has it, in SellerInformationDetails: Heeros reads them there to forward
+    the invoice as an e-invoice (SendToCustomer) and keeps them in its customer register.
+  - A credit note requests no payment (Finvoice's guidance for credit notes): no
+    PaymentTermsDetails and no due date; the payment instruction the schema requires
+    names no reference, an instructed amount of 0,00 and the invoice date.
 -->
 <xsl:stylesheet version="1.0"
     xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
@@ -65,6 +72,12 @@
             <xsl:value-of select="SellerAccount/Bic"/>
           </SellerBic>
         </SellerAccountDetails>
+        <xsl:if test="string(Customer/EinvoiceAddress) != ''">
+          <InvoiceRecipientDetails>
+            <InvoiceRecipientAddress><xsl:value-of select="Customer/EinvoiceAddress"/></InvoiceRecipientAddress>
+            <InvoiceRecipientIntermediatorAddress><xsl:value-of select="Customer/EinvoiceOperator"/></InvoiceRecipientIntermediatorAddress>
+          </InvoiceRecipientDetails>
+        </xsl:if>
       </SellerInformationDetails>
       <xsl:apply-templates select="Customer"/>
       <xsl:apply-templates select="DeliveryPeriod[string(Start) != '']"/>
@@ -192,6 +205,7 @@
         <xsl:with-param name="text" select="string(FreeText)"/>
         <xsl:with-param name="size" select="512"/>
       </xsl:call-template>
+      <xsl:if test="not($credit)">
       <PaymentTermsDetails>
         <xsl:call-template name="pieces">
           <xsl:with-param name="element">PaymentTermsFreeText</xsl:with-param>
@@ -201,6 +215,7 @@
         </xsl:call-template>
         <InvoiceDueDate Format="CCYYMMDD"><xsl:value-of select="translate(DueDate, '-', '')"/></InvoiceDueDate>
       </PaymentTermsDetails>
+      </xsl:if>
     </InvoiceDetails>
   </xsl:template>
 
@@ -286,6 +301,15 @@
           </EpiAccountID>
         </EpiBeneficiaryPartyDetails>
       </EpiPartyDetails>
+      <xsl:choose>
+        <xsl:when test="Type = 'CreditNote'">
+      <EpiPaymentInstructionDetails>
+        <EpiInstructedAmount AmountCurrencyIdentifier="{$currency}">0,00</EpiInstructedAmount>
+        <EpiCharge ChargeOption="SHA">SHA</EpiCharge>
+        <EpiDateOptionDate Format="CCYYMMDD"><xsl:value-of select="translate(InvoiceDate, '-', '')"/></EpiDateOptionDate>
+      </EpiPaymentInstructionDetails>
+        </xsl:when>
+        <xsl:otherwise>
       <EpiPaymentInstructionDetails>
         <EpiRemittanceInfoIdentifier>
           <xsl:attribute name="IdentificationSchemeName">
@@ -302,6 +326,8 @@
         <EpiCharge ChargeOption="SHA">SHA</EpiCharge>
         <EpiDateOptionDate Format="CCYYMMDD"><xsl:value-of select="translate(DueDate, '-', '')"/></EpiDateOptionDate>
       </EpiPaymentInstructionDetails>
+        </xsl:otherwise>
+      </xsl:choose>
     </EpiDetails>
   </xsl:template>
 
