@@ -2,7 +2,8 @@
 
 1. period close (:mod:`bench.close`), 2. end to end at 200 ms latency
 (:mod:`bench.e2e`), 3. the zero-latency ceiling (:mod:`bench.ceiling`),
-4. the aggregator (:mod:`bench.aggregator`). Each measures the product and its
+4. the aggregator (:mod:`bench.aggregator`), 5. a reconciliation beside an export
+(:mod:`bench.reconcile`). Each measures the product and its
 peers in the same run, on its own private Redis and sandbox, and prints its
 table as soon as it is done. The full run writes ``bench/results.md``: the
 machine (``nproc``, load average at start and end), every table with its
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import aggregator, ceiling, close, e2e
+from bench import aggregator, ceiling, close, e2e, reconcile
 from bench.report import Table, cell, invocation
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -31,6 +32,7 @@ BENCHMARKS: tuple[tuple[str, str, Callable[..., Table]], ...] = (
     ("e2e", "2. End to end at 200 ms latency", e2e.benchmark),
     ("ceiling", "3. Zero-latency ceiling", ceiling.benchmark),
     ("aggregator", "4. Aggregator", aggregator.benchmark),
+    ("reconcile", "5. Reconciliation beside an export", reconcile.benchmark),
 )
 
 

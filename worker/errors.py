@@ -87,6 +87,7 @@ class Kind(StrEnum):
     CONFIG = "config"
     UNAVAILABLE = "unavailable"
     RATE_LIMITED = "rate_limited"
+    NO_EXPORT = "no_export"
     OTHER = "other"
 
 
@@ -135,6 +136,21 @@ class InvoiceError(PermanentError):
     def __init__(self, message: str, *, invoice_number: str | None = None) -> None:
         super().__init__(message)
         self.invoice_number = invoice_number
+
+
+class NoExport(PermanentError):
+    """Raised when an invoice's customer is in a group without the Heeros export."""
+
+    kind = Kind.NO_EXPORT
+
+    def __init__(self, invoice_number: str, group: str) -> None:
+        super().__init__(
+            f"invoice {invoice_number}: its customer's group {group!r} has no Heeros export, "
+            "so it was not exported "
+            "(add the Heeros export to the group, then export the invoice again)"
+        )
+        self.invoice_number = invoice_number
+        self.group = group
 
 
 class TransformError(PermanentError):
@@ -307,6 +323,7 @@ __all__ = [
     "InvoiceIncomplete",
     "Kind",
     "LoginError",
+    "NoExport",
     "PermanentError",
     "SchemaError",
     "Throttled",

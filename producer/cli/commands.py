@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from producer.cli.demo import run_demo
 from producer.http.api import create_api
 from producer.operations.actions import LISTED, Operations, Refused
 from producer.operations.intake import read_path
+from producer.operations.reconcile import Reconciler, ReconciliationReport, ReconciliationView
 from producer.operations.samples import sample_invoices
 from producer.operations.views import Rejection, RunAccepted
 from sandbox.server import command as sandbox_command
@@ -213,6 +215,118 @@ def requeue(run: Annotated[str, typer.Argument(help="The run id, e.g. 2026-11-00
     print(
         f"run {run}: {done.failed} failed and {done.unconfirmed} unconfirmed invoices queued again"
     )
+
+
+def _print_reconciliation(view: ReconciliationView) -> None:
+    counts = ", ".join(f"{name} {n}" for name, n in view.counts.items() if n)
+    print(
+        f"{view.reconciliation}  period {view.period}  {view.state}  "
+        f"{view.checked}/{view.total} checked" + (f"  ({counts})" if counts else "")
+    )
+
+
+def _print_report(report: ReconciliationReport) -> None:
+    _print_reconciliation(report)
+    for part in report.per_export:
+        counts = ", ".join(f"{name} {n}" for name, n in part.counts.items())
+        console.print(f"[bold]{escape(part.export)}[/bold]: {counts}", highlight=False)
+        for category, found in part.findings.items():
+            for f in found:
+                said = " ".join(
+                    escape(text)
+                    for text in (
+                        f"heeros={f.heeros_id}" if f.heeros_id else "",
+                        f"ours={f.recorded_id}" if f.recorded_id else "",
+                        f.heeros_status or "",
+                        f"{f.error_code}: {f.error_message}" if f.error_code else "",
+                        f.note or "",
+                    )
+                    if text
+                )
+                console.print(f"  {category:<10} {escape(f.number)}  {said}", highlight=False)
+    print(report.not_listed)
+
+
+def _follow(reconciler: Reconciler, name: str) -> None:
+    """Wait for a reconciliation's end, its progress on standard error."""
+    while True:
+        record = reconciler.recons.record(name)
+        if record is None or record.done:
+            return
+        errors.print(f"{name}: {record.checked}/{record.total} checked", highlight=False)
+        time.sleep(1.0)
+
+
+@cli.command(help="Prove a period complete in Heeros: every invoice there once, final.")
+def reconcile(
+    period: Annotated[str | None, typer.Argument(help="The closed period, e.g. 2026-11.")] = None,
+    export_name: Annotated[
+        str | None, typer.Option("--export", help="Only this export (Heeros tenant).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    show: Annotated[
+        str | None, typer.Option("--show", metavar="ID", help="Show a reconciliation's report.")
+    ] = None,
+    listing: Annotated[bool, typer.Option("--list", help="The recent reconciliations.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the end; print the report.")
+    ] = False,
+    act: Annotated[
+        str | None,
+        typer.Option(
+            "--act",
+            metavar="ID",
+            help="Export a finished report's missing invoices again; poll its not-final ones.",
+        ),
+    ] = None,
+) -> None:
+    chosen = [period is not None, show is not None, listing, act is not None]
+    if sum(chosen) != 1:
+        raise fail("give one of PERIOD, --show ID, --list or --act ID")
+    if period is not None:
+        _check_names(period=period)
+    try:
+        settings, config = _settings_and_config()
+        app = create_app(settings)
+        store = _store(settings)
+        reconciler = Reconciler(app, store, config, confirm_deadline_s=settings.confirm_deadline_s)
+        if listing:
+            views = reconciler.recent(20)
+            if as_json:
+                print(json.dumps([v.model_dump() for v in views], indent=2))
+            for view in [] if as_json else views:
+                _print_reconciliation(view)
+            return
+        if act is not None:
+            acted = reconciler.act(act, Operations(app, store, config))
+            print(
+                acted.model_dump_json(indent=2)
+                if as_json
+                else (
+                    f"{act}: {len(acted.exported)} missing invoices exported again"
+                    + (f" (run {acted.run})" if acted.run else "")
+                    + f", {acted.repolled} polled again"
+                )
+            )
+            return
+        name = show
+        if period is not None:
+            started = reconciler.start(period, export_name)
+            name = started.reconciliation
+            if not wait:
+                print(started.model_dump_json(indent=2) if as_json else name)
+                return
+            _follow(reconciler, name)
+        assert name is not None
+        report = reconciler.report(name)
+    except Refused as refused:
+        raise _refuse(refused.detail) from None
+    except PermanentError as error:  # a transient one ends in main(), naming Redis
+        raise _refuse(str(error)) from None
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        _print_report(report)
 
 
 @cli.command(help="Serve the HTTP API the TMS calls (its OpenAPI document is /openapi.json).")

@@ -4,6 +4,8 @@ Routes::
 
     POST /periods/{period}/close        202 a new run of the period; 200 the run it already has
     POST /exports                       202 a new run of invoices of closed periods
+    POST /periods/{period}/reconcile    202 a reconciliation of the period against Heeros
+    GET  /reconciliations/{id}          its report (per export, by category)
     POST /runs/{run}/requeue            202 the run's failed and unconfirmed invoices, again
     GET  /runs                          the recent runs' figures
     GET  /runs/{run}                    one run's figures, per export, with its warnings
@@ -66,6 +68,7 @@ from producer.operations.actions import (
     rejections,
     stream_intake,
 )
+from producer.operations.reconcile import Reconciler, ReconciliationReport, ReconciliationView
 from producer.operations.views import (
     ClosePeriod,
     ExportInvoices,
@@ -283,6 +286,29 @@ def _period_routes(ops: Operations) -> APIRouter:
     return router
 
 
+def _reconcile_routes(reconciler: Reconciler) -> APIRouter:
+    """A period checked against Heeros, and its report."""
+    router = APIRouter()
+
+    @router.post("/periods/{period}/reconcile", status_code=202)
+    def reconcile(
+        period: PeriodPath,
+        response: Response,
+        export: Annotated[str | None, Query(description="Only this export.")] = None,
+    ) -> ReconciliationView:
+        """Check every invoice of a closed period in Heeros, in the background."""
+        started = reconciler.start(period, export)
+        response.headers["Location"] = f"/reconciliations/{started.reconciliation}"
+        return started
+
+    @router.get("/reconciliations/{reconciliation}", responses=NOT_FOUND)
+    def reconciliation(reconciliation: RunPath) -> ReconciliationReport:
+        """A reconciliation's report: per export, the invoices of each category."""
+        return reconciler.report(reconciliation)
+
+    return router
+
+
 def _run_routes(ops: Operations) -> APIRouter:
     """The runs: their figures, their invoices, and re-queueing their failures."""
     router = APIRouter()
@@ -351,7 +377,10 @@ def create_api(
         log.warning("the API accepts calls without a token (allow_anonymous): local use only")
 
     bearer = Security(require_bearer(token))
-    for routes in (_period_routes(ops), _run_routes(ops)):
+    reconciler = Reconciler(
+        ops.app, ops.store, config, confirm_deadline_s=settings.confirm_deadline_s
+    )
+    for routes in (_period_routes(ops), _run_routes(ops), _reconcile_routes(reconciler)):
         api.include_router(routes, dependencies=[bearer], responses=ERRORS)
     api.include_router(
         create_dashboard(settings, store=ops.store, celery_app=ops.app), prefix="/dashboard"

@@ -61,6 +61,7 @@ from producer.http.pages import (
     read_form,
     summary_event,
 )
+from producer.http.reconciliation import reconciliation_routes
 from producer.operations.runs import requeue_run
 from worker.celery.app import CeleryApp, create_app
 from worker.config.settings import Settings
@@ -127,6 +128,7 @@ def create_dashboard(
         _invoice_routes,
         _live_routes,
         _requeue_routes,
+        reconciliation_routes,
     ):
         router.include_router(routes(dashboard))
     return router

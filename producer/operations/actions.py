@@ -38,7 +38,7 @@ from producer.operations.views import (
 )
 from worker.celery.app import CeleryApp
 from worker.config import ExportConfig
-from worker.errors import InvoiceError
+from worker.errors import InvoiceError, Kind
 from worker.state.aggregator import (
     RunSummary,
     failure_groups,
@@ -290,7 +290,7 @@ class Operations:
             failed=started.rejected,
             per_export=started.per_export,
             warnings=started.warnings,
-            rejected=rejections(rejected),
+            rejected=rejections([*rejected, *started.not_exported]),
         )
 
     def _existing(self, started: RunStarted, period: str) -> RunAccepted:
@@ -352,7 +352,16 @@ class Operations:
 
 
 def _per_export(summary: RunSummary) -> dict[str, int]:
-    return {name: sum(counts.values()) for name, counts in summary.by_export.items()}
+    """The run's items per export. An invoice of no export is recorded as failed under the
+    run's first export, though it went to none: it is not counted there."""
+    per_export = {name: sum(counts.values()) for name, counts in summary.by_export.items()}
+    nowhere = summary.kinds.get(Kind.NO_EXPORT.value, 0)
+    first = summary.exports[0] if summary.exports else None
+    if nowhere and first in per_export:
+        per_export[first] -= nowhere
+        if per_export[first] <= 0:
+            del per_export[first]
+    return per_export
 
 
 __all__ = [

@@ -20,7 +20,7 @@ from worker.config import ExportConfig
 from worker.documents.invoice import Invoice
 from worker.documents.keptcopy import compress_invoice, decompress_invoice
 from worker.documents.names import check_period
-from worker.errors import InvoiceError, Kind
+from worker.errors import InvoiceError, Kind, NoExport, PermanentError
 from worker.state.groups import record_group_key
 from worker.state.keys import State, item_id, split_item
 from worker.state.store import RunRecord, StatusStore
@@ -34,7 +34,7 @@ class Rejected:
     """An invoice refused at intake, with the reason; it fails alone."""
 
     number: str
-    error: InvoiceError
+    error: PermanentError
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class RunStarted:
     existing: bool = False
     per_export: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    not_exported: list[Rejected] = field(default_factory=list)
+    """Invoices whose group has no Heeros export: recorded as failed, with the reason."""
 
 
 def plan_items(
@@ -129,6 +131,8 @@ def start_run(
     refused = list(rejected)
     _refuse_repeats(invoices)
     exports, items, warnings = plan_items(config, invoices)
+    nowhere = _without_export(config, invoices)
+    refused += nowhere
     if refused and not exports:
         exports.append(config.exports_for("")[0].name if config.exports else "")
     run = run or store.next_run_id(period)
@@ -142,7 +146,10 @@ def start_run(
             created=time.time(),
             exports=exports,
             label=label,
-            extra={"warnings": json.dumps(warnings)} if warnings else {},
+            extra={
+                "invoices": str(len(invoices) + len(rejected_numbers(refused, invoices))),
+                **({"warnings": json.dumps(warnings)} if warnings else {}),
+            },
         ),
         items,
         payloads,
@@ -163,7 +170,29 @@ def start_run(
         rejected=len(refused),
         per_export=per_export,
         warnings=warnings,
+        not_exported=nowhere,
     )
+
+
+def _without_export(config: ExportConfig, invoices: Sequence[RunInvoice]) -> list[Rejected]:
+    """The invoices whose group has no Heeros export: not exported, and said so per invoice."""
+    refused = []
+    for invoice in invoices:
+        customer = (
+            invoice.customer_number
+            if isinstance(invoice, KeptInvoice)
+            else invoice.customer.customer_number
+        )
+        if not any(target.is_heeros for target in config.exports_for(customer)):
+            group = config.group_for(customer).name
+            refused.append(Rejected(invoice.number, NoExport(invoice.number, group)))
+    return refused
+
+
+def rejected_numbers(refused: Sequence[Rejected], invoices: Sequence[RunInvoice]) -> set[str]:
+    """The refused invoices that are not among ``invoices`` (refused at intake)."""
+    accepted = {invoice.number for invoice in invoices}
+    return {rejection.number for rejection in refused} - accepted
 
 
 def _refuse_repeats(invoices: Sequence[RunInvoice]) -> None:
@@ -299,7 +328,7 @@ def requeue_run(
         members = store.members(run, state)
         again: list[str] = []
         for record in store.items(run, members):
-            if record.kind == Kind.INVOICE:
+            if record.kind in (Kind.INVOICE, Kind.NO_EXPORT):
                 continue  # refused at intake: only the TMS can send it again, corrected
             if only is not None and record_group_key(record) != only:
                 continue

@@ -74,6 +74,8 @@ class RunView(BaseModel):
     created: float
     preview: bool
     total: int
+    """The run's items: an invoice sent to one export (an invoice of no export counts once)."""
+    invoices: int
     exported: int
     failed: int
     in_progress: int

@@ -16,6 +16,7 @@ from celery.signals import setup_logging, worker_init
 
 from worker.celery.broker import transport_for
 from worker.celery.heartbeat import PollHeartbeat
+from worker.celery.reconciliation import RECONCILE_TASK as RECONCILE_TASK  # registers the task
 from worker.celery.runtime import Runtime
 from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
 from worker.celery.tracing import start_worker_tracing

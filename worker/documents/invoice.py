@@ -2,8 +2,17 @@
 
 Amounts are :class:`~decimal.Decimal` throughout. A row's amount is its
 quantity times its unit price, rounded half up to the cent; VAT is computed per
-rate on the sum of the rows at that rate (as Finvoice's VAT specification
+rate and category on the sum of the rows of each (as Finvoice's VAT specification
 states it), so the totals always add up to the cent.
+
+Each row's VAT category (UNTDID 5305) and, without VAT, its exemption reason are
+decided on validation (:mod:`worker.documents.vat`): Opter's ``vat_code``, checked
+against the rate and the buyer, or else inferred: above 0 % ``S``; at 0 % ``AE``
+(reverse charge) for a buyer with another EU state's VAT number, ``G`` (export) for a
+buyer outside the EU, else ``Z``. A row without VAT carries Opter's reason or the
+category's text. The Opter XML and the kept copy carry the decided categories.
+
+A credit note requests no payment: its ``due_date`` may be left out.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -23,10 +32,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     computed_field,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from worker.documents import vat
 from worker.documents.fieldpath import field_path
 from worker.documents.identifiers import (
     normalize_bic,
@@ -36,9 +49,9 @@ from worker.documents.identifiers import (
     normalize_vat_number,
 )
 from worker.documents.names import NAME_PATTERN, shown
+from worker.documents.vat import VAT_RATES, VatCategory, VatLine, money
 from worker.errors import InvoiceError
 
-CENT = Decimal("0.01")
 MAX_ROWS = 10_000
 MAX_AMOUNT = Decimal("1000000000")
 MAX_TOTAL = Decimal("100000000000")
@@ -53,25 +66,6 @@ MAX_IDENTIFIER_CHARS = 70
 spaces included, before it is checked."""
 SHOWN_PROBLEMS = 10
 """How many problems an invoice's error lists before it counts the rest."""
-VAT_RATES: frozenset[Decimal] = frozenset(
-    Decimal(r) for r in ("25.5", "24", "14", "13.5", "10", "0")
-)
-"""Finnish VAT rates an invoice may carry: today's and the general rate before 1 Sept 2024."""
-
-
-def money(value: Decimal) -> Decimal:
-    """Round to the cent, half up, as invoices do (never a negative zero)."""
-    rounded = value.quantize(CENT, rounding=ROUND_HALF_UP)
-    return rounded if rounded else abs(rounded)
-
-
-def _vat_rate(value: Decimal) -> Decimal:
-    if value not in VAT_RATES:
-        known = ", ".join(sorted((f"{r:g}" for r in VAT_RATES), key=float))
-        raise ValueError(f"VAT rate {value:g} % is not a Finnish rate ({known})")
-    return value
-
-
 _MOST_BITS = (10**MAX_NUMBER_DIGITS).bit_length()
 
 
@@ -123,7 +117,10 @@ SafeId = Annotated[str, Field(pattern=NAME_PATTERN)]
 Bounded = BeforeValidator(_number_input)
 Quantity = Annotated[Decimal, Bounded, Field(decimal_places=4), AfterValidator(_bounded)]
 Price = Annotated[Decimal, Bounded, Field(ge=0, decimal_places=4), AfterValidator(_bounded)]
-VatRate = Annotated[Decimal, Bounded, AfterValidator(_vat_rate)]
+VatRate = Annotated[Decimal, Bounded, AfterValidator(vat.vat_rate)]
+VatCode = Annotated[VatCategory, BeforeValidator(vat.vat_code)]
+Reason = Annotated[str, Field(min_length=1, max_length=vat.MAX_REASON_CHARS), Plain]
+_VAT_FIELDS = ("vat_code", "vat_exemption_reason")
 Identifier = Field(max_length=MAX_IDENTIFIER_CHARS)
 BusinessId = Annotated[str, Identifier, AfterValidator(normalize_business_id)]
 VatNumber = Annotated[str, Identifier, AfterValidator(normalize_vat_number)]
@@ -184,12 +181,6 @@ class DeliveryPeriod(_Model):
         return self
 
 
-def _same_company(business_id: str | None, vat_number: str | None) -> None:
-    finnish = bool(business_id and vat_number and vat_number.startswith("FI"))
-    if finnish and vat_number and business_id and vat_number[2:] != business_id.replace("-", ""):
-        raise ValueError(f"VAT number {vat_number} does not belong to business ID {business_id}")
-
-
 class Seller(_Model):
     """The transport firm that invoices."""
 
@@ -201,7 +192,7 @@ class Seller(_Model):
 
     @model_validator(mode="after")
     def _vat_matches(self) -> Seller:
-        _same_company(self.business_id, self.vat_number)
+        vat.same_company(self.business_id, self.vat_number)
         return self
 
 
@@ -219,7 +210,7 @@ class Customer(_Model):
 
     @model_validator(mode="after")
     def _einvoice_pair(self) -> Customer:
-        _same_company(self.business_id, self.vat_number)
+        vat.same_company(self.business_id, self.vat_number)
         if (self.einvoice_address is None) != (self.einvoice_operator is None):
             raise ValueError("an e-invoice address needs its operator, and an operator its address")
         return self
@@ -241,6 +232,8 @@ class InvoiceRow(_Model):
     unit: Annotated[str, Field(min_length=1, max_length=14), Plain] = "kpl"
     unit_price: Price
     vat_rate: VatRate
+    vat_code: VatCode | None = None
+    vat_exemption_reason: Reason | None = None
     account_number: Annotated[str, Field(pattern=r"^\d{1,10}$")] | None = None
     dimensions: Annotated[list[Dimension], Field(max_length=5)] = []
     waybill: Code | None = None
@@ -260,16 +253,8 @@ class InvoiceRow(_Model):
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def vat_amount(self) -> Decimal:
-        """The row's VAT, for display; the invoice's VAT is computed per rate."""
+        """The row's VAT, for display; the invoice's VAT is computed per rate and category."""
         return money(self.amount * self.vat_rate / 100)
-
-
-class VatLine(_Model):
-    """The VAT of one rate: the base it is computed on and the tax."""
-
-    rate: Decimal
-    base: Decimal
-    vat: Decimal
 
 
 class Invoice(_Model):
@@ -279,7 +264,7 @@ class Invoice(_Model):
     type: InvoiceType = InvoiceType.INVOICE
     period: SafeId
     invoice_date: date
-    due_date: date
+    due_date: date | None = Field(default=None, validate_default=True)
     delivery_period: DeliveryPeriod | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
     reference: Annotated[str, Identifier, AfterValidator(normalize_reference)]
@@ -297,17 +282,18 @@ class Invoice(_Model):
     def _drop_computed(cls, data: Any) -> Any:
         return _without(data, ("vat_breakdown", "total_excl_vat", "vat_total", "total_incl_vat"))
 
+    @field_validator("due_date")
+    @classmethod
+    def _due(cls, value: date | None, info: ValidationInfo) -> date | None:
+        if value is None and info.data.get("type", InvoiceType.INVOICE) is InvoiceType.INVOICE:
+            raise PydanticCustomError("missing", "Field required (only a credit note has none)")
+        return value
+
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def vat_breakdown(self) -> list[VatLine]:
-        """VAT per rate, highest rate first."""
-        bases: dict[Decimal, Decimal] = {}
-        for row in self.rows:
-            bases[row.vat_rate] = bases.get(row.vat_rate, Decimal(0)) + row.amount
-        return [
-            VatLine(rate=rate, base=base, vat=money(base * rate / 100))
-            for rate, base in sorted(bases.items(), reverse=True)
-        ]
+        """VAT per rate and category, highest rate first."""
+        return vat.breakdown(self.rows)
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
@@ -329,9 +315,12 @@ class Invoice(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Invoice:
-        if self.due_date < self.invoice_date:
+        if self.due_date is not None and self.due_date < self.invoice_date:
             raise ValueError("due_date is before invoice_date")
-        self._check_sums()
+        problems = self._categorize()
+        self._check_sums()  # first: a total past the bounds is the invoice's first problem
+        if problems:
+            raise ValueError(problems)
         total = self.total_incl_vat
         if self.type is InvoiceType.CREDIT_NOTE and total > 0:
             raise ValueError(f"a credit note must not total more than zero (it totals {total})")
@@ -344,6 +333,20 @@ class Invoice(_Model):
             # Finvoice and Heeros expect a business buyer's VAT number.
             raise ValueError("customer.vat_number is required when customer.business_id is set")
         return self
+
+    def _categorize(self) -> str | None:
+        """Decide each row's VAT category and reason; the problems of those Opter gave."""
+        address = self.customer.address
+        buyer = vat.Buyer.of(address.country_code if address else None, self.customer.vat_number)
+        decided, problems = vat.categorize_rows(self.rows, buyer, shown=SHOWN_PROBLEMS)
+        rows = [
+            row if d is None else row.model_copy(update=dict(zip(_VAT_FIELDS, d, strict=True)))
+            for row, d in zip(self.rows, decided, strict=True)
+        ]
+        # Validation decides the categories once; the model stays frozen for everyone else.
+        self.__dict__["rows"] = rows
+        self.__dict__.pop("vat_breakdown", None)
+        return problems
 
     def _check_sums(self) -> None:
         sums = [(f"rows[{i}].amount", row.amount) for i, row in enumerate(self.rows)]
@@ -412,6 +415,7 @@ __all__ = [
     "InvoiceRow",
     "InvoiceType",
     "Seller",
+    "VatCategory",
     "VatLine",
     "describe_validation_error",
     "money",

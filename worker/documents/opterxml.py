@@ -6,9 +6,10 @@ a list is a wrapper element holding one element per item named after the item's
 class (``<Rows><InvoiceRow>...``), a null is an empty element with
 ``xsi:nil="true"``, decimals are written in the invariant culture (``1234.50``),
 dates as ISO ``yyyy-MM-dd``, booleans as ``true``/``false`` and enumerations by
-their member name (``CreditNote``). Computed totals are written too, so that a
-transform can use them; reading (:mod:`worker.documents.opterreader`) derives
-them again.
+their member name (``CreditNote``; a VAT category by its code, ``<VatCode>AE</VatCode>``).
+Computed totals are written too, so that a transform can use them; reading
+(:mod:`worker.documents.opterreader`) derives them again. A row's ``VatCode`` and
+``VatExemptionReason`` are those validation decided (:mod:`worker.documents.vat`).
 """
 
 from __future__ import annotations

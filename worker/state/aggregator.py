@@ -54,6 +54,10 @@ class RunSummary:
     counts: dict[str, int]
     kinds: dict[str, int]
     by_export: dict[str, dict[str, int]]
+    invoices: int = 0
+    """The invoices of the run; ``total`` counts its items (an invoice sent to one export)."""
+    exports: tuple[str, ...] = ()
+    """The run's exports, in the order of their indexes."""
 
     @property
     def exported(self) -> int:
@@ -75,14 +79,23 @@ class RunSummary:
 
     @property
     def statement(self) -> str:
-        """One sentence for the progress bar."""
+        """One sentence for the progress bar; it says "exports" too where a run's items
+        (an invoice sent to one export) are not its invoices, and "previewed" for a preview."""
+        done = "previewed" if self.preview else "exported"
+        invoices = self.invoices or self.total
+        if invoices == self.total:
+            what, counted = "", "invoices"
+        else:
+            what, counted = f"{invoices} invoices, {self.total} exports: ", "exports"
         if self.state is RunState.RUNNING:
-            return f"Exporting: {self.exported} of {self.total} exported"
+            return f"Exporting: {what}{self.exported} of {self.total} {done}"
         if self.state is RunState.COMPLETE:
-            return f"Export complete: all {self.total} invoices exported"
+            kind = "Preview" if self.preview else "Export"
+            return f"{kind} complete: {what}all {self.total} {counted} {done}"
+        kind = "preview" if self.preview else "invoice export"
         return (
-            f"The invoice export failed: {self.failed} of {self.total} invoices were not "
-            f"exported ({self.exported} exported)"
+            f"The {kind} failed: {what}{self.failed} of {self.total} {counted} were not "
+            f"{done} ({self.exported} {done})"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +106,7 @@ class RunSummary:
             "created": self.created,
             "preview": self.preview,
             "total": self.total,
+            "invoices": self.invoices or self.total,
             "exported": self.exported,
             "failed": self.failed,
             "in_progress": self.in_progress,
@@ -129,6 +143,8 @@ def summarize(store: StatusStore, run: str) -> RunSummary | None:
         counts={state.value: n for state, n in found.states.items()},
         kinds=found.kinds,
         by_export=by_export,
+        invoices=int(record.extra.get("invoices", record.total) or record.total),
+        exports=tuple(record.exports),
     )
 
 

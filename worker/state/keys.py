@@ -20,6 +20,14 @@ A run ``R`` of invoices is kept as::
     {p}:period:PERIOD:invoices set  the invoice numbers known of the period
     {p}:runseq:PERIOD         int   the last run number of the period
 
+A reconciliation ``C`` of a period against Heeros (:mod:`worker.state.reconciliations`)::
+
+    {p}:recons                zset  reconciliation id -> creation time
+    {p}:recon:C               hash  period, exports, runs, created, total, batches, finished
+    {p}:recon:C:plan          hash  batch number -> JSON {"export", "numbers"}
+    {p}:recon:C:findings      hash  "NUMBER/EXPORT-INDEX" -> JSON finding (one per check)
+    {p}:reconseq:PERIOD       int   the last reconciliation number of the period
+
 The figures of :mod:`worker.state.metrics` (``<US>`` is the ASCII unit separator)::
 
     {p}:metrics:invoices      hash  "EXPORT<US>STATE" -> invoices that reached that final state
@@ -34,6 +42,9 @@ The shared limits of :mod:`worker.state.limiter`, per Heeros tenant ``T``
     {p}:limit:T:inflight      zset  request holder -> when its lease ends
     {p}:limit:T:rate          str   the rate's next theoretical arrival time (expires)
     {p}:limit:T:pause         str   when the pause after a 429 ends (expires)
+
+A reconciliation's look-ups pass a lane of their own too, ``T.reconcile``, with a share
+of the tenant's limits (:data:`RECONCILE_LANE`), before the tenant's shared limits.
 
 The workers' heartbeats (:mod:`worker.celery.heartbeat`), each a lock that one
 worker takes for one interval::
@@ -113,6 +124,8 @@ POLL_SEPARATOR = " "
 BY_EXPORT_SEPARATOR = ":"
 TRACEPARENT_FIELD = "traceparent"
 """The field of an item's hash that keeps its trace context (only while tracing)."""
+RECONCILE_LANE = "reconcile"
+"""The suffix of the limiter lane a reconciliation's look-ups pass: ``TENANT.reconcile``."""
 
 
 def item_id(invoice_number: str, export_index: int) -> str:
@@ -245,6 +258,25 @@ class Keys:
         return f"{self.prefix}:runseq:{check_period(period)}"
 
     @property
+    def reconciliations(self) -> str:
+        """Every reconciliation, by creation time."""
+        return f"{self.prefix}:recons"
+
+    def reconciliation(self, reconciliation: str) -> str:
+        return f"{self.prefix}:recon:{check_run(reconciliation)}"
+
+    def reconciliation_plan(self, reconciliation: str) -> str:
+        """The reconciliation's batches: the invoice numbers each one checks, and where."""
+        return f"{self.prefix}:recon:{check_run(reconciliation)}:plan"
+
+    def reconciliation_findings(self, reconciliation: str) -> str:
+        """What each check found, one field per invoice and export."""
+        return f"{self.prefix}:recon:{check_run(reconciliation)}:findings"
+
+    def reconciliation_sequence(self, period: str) -> str:
+        return f"{self.prefix}:reconseq:{check_period(period)}"
+
+    @property
     def metrics(self) -> MetricKeys:
         return MetricKeys(self.prefix)
 
@@ -285,6 +317,7 @@ __all__ = [
     "FINAL_RANK",
     "FINAL_STATES",
     "PROBLEM_STATES",
+    "RECONCILE_LANE",
     "TRACEPARENT_FIELD",
     "Keys",
     "LimiterKeys",

@@ -197,6 +197,8 @@ def test_the_openapi_document_is_served_without_a_token(api: Api) -> None:
         "/runs/{run}",
         "/runs/{run}/invoices",
         "/runs/{run}/failures",
+        "/periods/{period}/reconcile",
+        "/reconciliations/{reconciliation}",
     }
     assert "HTTPBearer" in document["components"]["securitySchemes"]
 
@@ -240,9 +242,12 @@ def test_closing_a_period_queues_its_invoices(api: Api) -> None:
     per_export = _expected_per_export(PERIOD)
     routed = sum(per_export.values())
     assert body["run"] == "2026-11-0001" and answer.headers["Location"] == "/runs/2026-11-0001"
-    assert body["total"] == body["queued"] == routed
+    nowhere = [i for i in PERIOD if i.customer.customer_number == "1004"]
+    # an invoice whose group has no Heeros export is counted, as not exported (never queued)
+    assert body["queued"] == routed and body["total"] == routed + len(nowhere) == len(PERIOD)
     assert body["per_export"] == per_export
-    assert body["existing"] is False and body["preview"] is False and body["rejected"] == []
+    assert body["existing"] is False and body["preview"] is False
+    assert sorted(r["number"] for r in body["rejected"]) == sorted(i.number for i in nowhere)
     assert sorted(item.partition("/")[0] for _, item in api.tasks()) == [i.number for i in ROUTED]
     assert api.store.period_invoices("2026-11") == sorted(i.number for i in PERIOD)
 
@@ -255,6 +260,15 @@ def test_a_customer_whose_group_has_no_heeros_export_is_reported(api: Api) -> No
     run = api.client.get(f"/runs/{body['run']}").json()
     assert run["warnings"] == body["warnings"]
     assert run["per_export"] == body["per_export"]
+    # each of its invoices is shown as not exported, with the reason, never as exported
+    nowhere = sorted(i.number for i in PERIOD if i.customer.customer_number == "1004")
+    failed = api.client.get(f"/runs/{body['run']}/invoices", params={"state": "failed"}).json()
+    records = {r["number"]: r for r in failed["invoices"]}
+    assert sorted(records) == nowhere
+    for number in nowhere:
+        assert records[number]["kind"] == "no_export"
+        assert "'Nowhere' has no Heeros export" in records[number]["message"]
+    assert run["failed"] == len(nowhere) and run["invoices"] == len(PERIOD)
 
 
 def test_closing_a_period_twice_answers_with_its_run(api: Api) -> None:
@@ -504,7 +518,9 @@ def test_runs_and_their_invoices(api: Api) -> None:
     assert [r["run"] for r in runs] == [second, first]
     assert api.client.get("/runs", params={"limit": 1}).json()[0]["run"] == second
     run = api.client.get(f"/runs/{first}").json()
-    assert run["state"] == "running" and run["in_progress"] == run["total"]
+    nowhere = sum(1 for i in PERIOD if i.customer.customer_number == "1004")
+    assert run["state"] == "running" and run["in_progress"] == run["total"] - nowhere
+    assert run["failed"] == nowhere
     assert run["by_export"]["Heeros (API)"] == {"queued": run["per_export"]["Heeros (API)"]}
     page = api.client.get(f"/runs/{first}/invoices", params={"state": "queued", "count": 3})
     assert page.status_code == 200

@@ -104,7 +104,8 @@ def test_close_answers_with_the_run_per_export_and_remembers_the_period(
     answer = operations.close("2026-11", intake_of(PERIOD))
     assert answer.run == "2026-11-0001" and answer.period == "2026-11"
     assert not answer.existing and not answer.preview
-    assert answer.failed == 0 and answer.rejected == []
+    # the three invoices of customer 1004, whose group has no Heeros export, are not exported
+    assert answer.failed == 3 and all("no Heeros export" in r.reason for r in answer.rejected)
     assert answer.per_export == {"Heeros (strict)": 3, "Heeros (API)": 6}
     assert store.period_run("2026-11") == answer.run
     assert store.period_invoices("2026-11") == sorted(numbers(PERIOD))
@@ -136,7 +137,7 @@ def test_a_period_closed_twice_answers_with_its_run_and_queues_nothing(
     assert published(app)
     again = operations.close("2026-11", intake_of(ROUTED[:2]))
     assert again.existing and again.run == first.run
-    assert again.total == first.total and again.queued == 0 and again.failed == 1
+    assert again.total == first.total and again.queued == 0 and again.failed == 1 + 3
     assert again.per_export == first.per_export and again.warnings == first.warnings
     assert published(app) == []
     assert [view.run for view in operations.runs(10)] == [first.run]

@@ -9,13 +9,17 @@ import pytest
 
 from producer.operations.samples import (
     CUSTOMERS,
+    EXEMPT_ITEMS,
+    EXPORT_CUSTOMER,
     SELLER,
     finnish_reference,
     sample_invoice,
     sample_invoices,
+    vat_cases,
 )
 from worker.documents.identifiers import normalize_reference
 from worker.documents.invoice import Invoice, InvoiceType, parse_invoice
+from worker.documents.vat import EXEMPTION_TEXTS, VatCategory
 
 HUNDRED = list(sample_invoices(100))
 
@@ -72,31 +76,42 @@ def test_default_numbering_and_period() -> None:
 
 
 @pytest.mark.parametrize("first", [0, 1, 100001])
-def test_first_seven_from_any_start_are_valid(first: int) -> None:
-    invoices = list(sample_invoices(7, first=first))
-    assert [invoice.number for invoice in invoices] == [str(first + i) for i in range(7)]
-    assert sum(invoice.type is InvoiceType.CREDIT_NOTE for invoice in invoices) == 1
+def test_first_twelve_from_any_start_are_valid(first: int) -> None:
+    invoices = list(sample_invoices(12, first=first))
+    assert [invoice.number for invoice in invoices] == [str(first + i) for i in range(12)]
+    # a multiple of 7 among the first five has no earlier invoice of its customer to credit
+    expected = [n for n in range(first + len(CUSTOMERS), first + 12) if n % 7 == 0]
+    credit_notes = [invoice for invoice in invoices if invoice.type is InvoiceType.CREDIT_NOTE]
+    assert [int(invoice.number) for invoice in credit_notes] == expected
+    assert len(expected) == 1
 
 
-def test_every_seventh_is_a_credit_note() -> None:
+def test_every_seventh_is_a_credit_note_of_an_earlier_invoice_of_its_customer() -> None:
+    by_number = {invoice.number: invoice for invoice in HUNDRED}
     credit_notes = [invoice for invoice in HUNDRED if invoice.type is InvoiceType.CREDIT_NOTE]
     assert [invoice.number for invoice in credit_notes] == [
-        str(n) for n in range(100002, 100101, 7)
+        str(n) for n in range(100009, 100101, 7)
     ]
-    assert len(credit_notes) == 15
+    assert len(credit_notes) == 14
     for invoice in HUNDRED:
         number = int(invoice.number)
-        if number % 7 == 0:
-            assert invoice.type is InvoiceType.CREDIT_NOTE
+        if invoice.type is InvoiceType.CREDIT_NOTE:
+            assert number % 7 == 0
             assert invoice.total_incl_vat < 0
             assert invoice.total_excl_vat < 0
             assert all(row.quantity < 0 for row in invoice.rows)
-            assert invoice.credited_invoice == str(number - 1)
+            assert invoice.due_date is None
+            assert invoice.credited_invoice is not None
+            credited = by_number[invoice.credited_invoice]  # in the same set
+            assert int(credited.number) < number
+            assert credited.type is InvoiceType.INVOICE
+            assert credited.customer == invoice.customer
         else:
             assert invoice.type is InvoiceType.INVOICE
             assert invoice.total_incl_vat > 0
             assert all(row.quantity > 0 for row in invoice.rows)
             assert invoice.credited_invoice is None
+            assert invoice.due_date is not None
 
 
 def test_several_customers() -> None:
@@ -112,6 +127,56 @@ def test_several_vat_rates() -> None:
     assert rates == {Decimal("25.5"), Decimal("13.5"), Decimal("10"), Decimal("0")}
     multi_rate = [invoice for invoice in HUNDRED if len(invoice.vat_breakdown) > 1]
     assert len(multi_rate) > 10
+
+
+def _categories(customer_number: str) -> set[tuple[Decimal, VatCategory | None]]:
+    return {
+        (row.vat_rate, row.vat_code)
+        for invoice in HUNDRED
+        if invoice.customer.customer_number == customer_number
+        for row in invoice.rows
+    }
+
+
+def test_vat_categories_follow_the_buyer() -> None:
+    zero = Decimal(0)
+    exempt = (zero, VatCategory.EXEMPT)
+    domestic = {(rate, VatCategory.STANDARD) for rate in (Decimal("25.5"), Decimal("13.5"))}
+    assert _categories("1001") >= {*domestic, exempt}
+    assert _categories("1004") == {(zero, VatCategory.REVERSE_CHARGE), exempt}  # Sweden
+    for invoice in HUNDRED:
+        for row in invoice.rows:
+            if row.code == "VAKU":
+                assert row.vat_exemption_reason == EXEMPT_ITEMS["VAKU"][1]
+            elif row.vat_code is VatCategory.REVERSE_CHARGE:
+                assert row.vat_exemption_reason == EXEMPTION_TEXTS[VatCategory.REVERSE_CHARGE]
+            elif row.vat_code is VatCategory.EXPORT:
+                assert row.vat_exemption_reason == EXEMPTION_TEXTS[VatCategory.EXPORT]
+            else:
+                assert row.vat_code is VatCategory.STANDARD and row.vat_rate > 0
+                assert row.vat_exemption_reason is None
+
+
+def test_vat_cases() -> None:
+    swedish, export, credit, insurance = vat_cases()
+    assert {row.vat_code for row in swedish.rows} <= {
+        VatCategory.REVERSE_CHARGE,
+        VatCategory.EXEMPT,
+    }
+    assert VatCategory.REVERSE_CHARGE in {row.vat_code for row in swedish.rows}
+    assert export.customer == EXPORT_CUSTOMER and export.customer.address is not None
+    assert export.customer.address.country_code == "NO"
+    assert VatCategory.EXPORT in {row.vat_code for row in export.rows}
+    assert {row.vat_rate for row in [*swedish.rows, *export.rows]} == {Decimal(0)}
+    assert credit.type is InvoiceType.CREDIT_NOTE and credit.due_date is None
+    assert credit.credited_invoice == export.number and credit.customer == export.customer
+    assert any(
+        row.vat_code is VatCategory.EXEMPT and row.vat_rate == 0 and row.vat_exemption_reason
+        for row in insurance.rows
+    )
+    assert VatCategory.STANDARD in {row.vat_code for row in insurance.rows}
+    assert len({invoice.number for invoice in vat_cases()}) == 4
+    assert vat_cases() == vat_cases()
 
 
 def test_totals_consistent() -> None:

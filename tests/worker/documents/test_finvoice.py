@@ -102,6 +102,7 @@ def _transport(
     account: str,
     day: int,
     waybill: str,
+    **extra: object,
 ) -> InvoiceRow:
     return _row(
         code,
@@ -114,6 +115,7 @@ def _transport(
         dimensions=DIMENSIONS,
         waybill=waybill,
         delivery_date=date(2026, 11, day),
+        **extra,
     )
 
 
@@ -173,6 +175,7 @@ def credit_note() -> Invoice:
             _transport("KIRJ", "Kirjakuljetus, hyvitys", "-1", "12.00", "10", "3040", 7, "RK1005"),
         ],
         type=InvoiceType.CREDIT_NOTE,
+        due_date=None,
         credited_invoice="2026110001",
         reference=creditor_reference("2026110051"),
         free_text="Hyvitys laskulta 2026110001: vahingoittunut lähetys.",
@@ -312,6 +315,109 @@ def foreign_buyer() -> Invoice:
     )
 
 
+def reverse_charge() -> Invoice:
+    """A Danish business buyer: reverse charge (AE) at 0 %, given by Opter with its own
+    text on one row, inferred with the standard text on the other."""
+    return _invoice(
+        "2026110008",
+        [
+            _transport(
+                "KULJ",
+                "Kappaletavarakuljetus Kööpenhaminaan",
+                "6",
+                "120.00",
+                "0",
+                "3100",
+                16,
+                "RK8001",
+                vat_code="AE",
+                vat_exemption_reason="Omvendt betalingspligt / Reverse charge",
+            ),
+            _transport("ODOT", "Odotusaika, Kööpenhamina", "2", "65.00", "0", "3100", 16, "RK8001"),
+        ],
+        customer=Customer(
+            customer_number="1006",
+            name="Dansk Fragt ApS",
+            vat_number="DK 12345678",
+            address=Address(
+                street="Vesterbrogade 10", postal_code="1620", city="København", country_code="DK"
+            ),
+            language="en",
+        ),
+        payment_terms="Net 14 days",
+    )
+
+
+def export_outside_eu() -> Invoice:
+    """A Norwegian buyer: transport of exported goods (G, inferred) and a transport wholly
+    in Norway that Opter marks outside the scope of Finnish VAT (O, with its reason)."""
+    return _invoice(
+        "2026110009",
+        [
+            _transport(
+                "KULJ", "Vientikuljetus Helsinki–Oslo", "1", "1450.00", "0", "3110", 18, "RK9001"
+            ),
+            _transport(
+                "JAKE",
+                "Jakelu Oslo–Drammen",
+                "3",
+                "180.00",
+                "0",
+                "3110",
+                19,
+                "RK9002",
+                vat_code="O",
+                vat_exemption_reason="Myyntimaa Norja, ei Suomen ALV:tä / Place of supply Norway",
+            ),
+        ],
+        customer=Customer(
+            customer_number="1005",
+            name="Fjord Logistikk AS",
+            vat_number="NO987654321MVA",
+            address=Address(
+                street="Karl Johans gate 10", postal_code="0154", city="Oslo", country_code="NO"
+            ),
+            language="en",
+        ),
+        payment_terms="Net 14 days",
+    )
+
+
+def zero_rate_reason() -> Invoice:
+    """A domestic buyer with a 0 % row Opter marks exempt (E) with its reason, a 0 % row
+    without a category (Z, with the standard text) and a row at the standard rate (S)."""
+    return _invoice(
+        "2026110010",
+        [
+            _transport(
+                "KULJ", "Kappaletavarakuljetus", "10", "42.50", "25.5", "3000", 20, "RK1101"
+            ),
+            _transport(
+                "VAKU",
+                "Kuljetusvakuutus",
+                "1",
+                "15.00",
+                "0",
+                "3060",
+                20,
+                "RK1101",
+                vat_code="E",
+                vat_exemption_reason="Vakuutuspalvelu, veroton (AVL 44 §) / Insurance, exempt",
+            ),
+            _transport(
+                "LAIV",
+                "Kuljetus ulkomaanliikenteen alukselle",
+                "2",
+                "95.00",
+                "0",
+                "3070",
+                21,
+                "RK1102",
+            ),
+        ],
+    )
+
+
 def einvoice_buyer() -> Invoice:
     """A buyer with an e-invoice address; a row still at the old general rate of 24 %."""
     return _invoice(
@@ -344,6 +450,9 @@ CASES: dict[str, tuple[Callable[[], Invoice], Encoding]] = {
     "consumer": (consumer, "UTF-8"),
     "foreign-buyer": (foreign_buyer, "UTF-8"),
     "einvoice-buyer": (einvoice_buyer, "UTF-8"),
+    "reverse-charge": (reverse_charge, "UTF-8"),
+    "export-outside-eu": (export_outside_eu, "UTF-8"),
+    "zero-rate-reason": (zero_rate_reason, "UTF-8"),
 }
 
 

@@ -170,7 +170,7 @@ def test_vat_computed_per_rate_not_per_row() -> None:
     invoice = build(*(row(unit_price="0.10") for _ in range(3)))
     assert sum(r.vat_amount for r in invoice.rows) == Decimal("0.09")
     assert invoice.vat_breakdown == [
-        VatLine(rate=Decimal("25.5"), base=Decimal("0.30"), vat=Decimal("0.08"))
+        VatLine(rate=Decimal("25.5"), vat_code="S", base=Decimal("0.30"), vat=Decimal("0.08"))
     ]
     assert str(invoice.vat_total) == "0.08"
     assert str(invoice.total_incl_vat) == "0.38"
@@ -204,8 +204,20 @@ def test_totals_serialised_as_cents() -> None:
     assert dumped["total_excl_vat"] == "219.61"
     assert dumped["vat_total"] == "36.17"
     assert dumped["total_incl_vat"] == "255.78"
-    assert dumped["vat_breakdown"][0] == {"rate": "25.5", "base": "54.44", "vat": "13.88"}
-    assert dumped["vat_breakdown"][-1] == {"rate": "0", "base": "30.00", "vat": "0.00"}
+    assert dumped["vat_breakdown"][0] == {
+        "rate": "25.5",
+        "vat_code": "S",
+        "base": "54.44",
+        "vat": "13.88",
+        "vat_exemption_reason": None,
+    }
+    assert dumped["vat_breakdown"][-1] == {
+        "rate": "0",
+        "vat_code": "Z",
+        "base": "30.00",
+        "vat": "0.00",
+        "vat_exemption_reason": "Nollaverokannan alainen myynti / Zero-rated supply",
+    }
     assert dumped["rows"][4]["amount"] == "11.94"
     assert dumped["rows"][4]["vat_amount"] == "3.04"
 

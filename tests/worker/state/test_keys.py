@@ -29,6 +29,13 @@ from worker.state.keys import (
 )
 from worker.state.limiter import Limits, TenantLimiter
 from worker.state.metrics import Metrics
+from worker.state.reconciliations import (
+    Batch,
+    Category,
+    Finding,
+    ReconciliationRecord,
+    Reconciliations,
+)
 from worker.state.scripts import TRANSITION
 from worker.state.sessions import SessionStore
 from worker.state.store import RunRecord, StatusStore
@@ -73,6 +80,11 @@ LAYOUT = {
     "t:limit:OFF-CUST:pause": "string",
     "t:beat:sweep": "string",
     "t:beat:poll": "string",
+    "t:recons": "zset",
+    "t:recon:2026-11-R001": "hash",
+    "t:recon:2026-11-R001:plan": "hash",
+    "t:recon:2026-11-R001:findings": "hash",
+    "t:reconseq:2026-11": "string",
     # A session is named by the SHA-256 of its id, here "session-1".
     "t:session:84097828fc31a8c8d29210df48901a85de7fd013f686b17be77d1be29cb7a98b": "hash",
     "t:login:client:10.0.0.1": "string",
@@ -108,6 +120,23 @@ def _live_a_run(store: StatusStore) -> None:
     metrics.count_retry("send")
     assert store.claim_beat("sweep", 30)
     assert store.claim_beat("poll", 0.9)
+    reconciliations = Reconciliations.for_store(store)
+    reconciliation = reconciliations.next_id("2026-11")
+    reconciliations.create(
+        ReconciliationRecord(
+            reconciliation=reconciliation,
+            period="2026-11",
+            exports=["A"],
+            runs=[run],
+            created=1.0,
+            total=1,
+            batches=1,
+            lanes=1,
+        ),
+        [Batch(number=0, export="A", numbers=["100001"])],
+    )
+    found = Finding(number="100001", export="A", category=Category.CONFIRMED)
+    reconciliations.save_findings(reconciliation, [found], ["A"])
 
 
 def test_the_keys_written_are_the_documented_layout(
@@ -174,7 +203,7 @@ def _documented() -> dict[str, str]:
 
 def test_the_table_documents_every_key_and_no_other() -> None:
     documented = _documented()
-    assert len(documented) == 28
+    assert len(documented) == 28 + 5  # + a reconciliation's
     matched: set[str] = set()
     for key, kind in LAYOUT.items():
         patterns = [pattern for pattern in documented if re.fullmatch(pattern, key)]

@@ -42,6 +42,12 @@
     (InvoiceRecipientAddress, InvoiceRecipientIntermediatorAddress), where the
     schema has it, in SellerInformationDetails: Heeros reads them there to forward
     the invoice as an e-invoice (SendToCustomer) and keeps them in its customer register.
+  - VAT categories (UNTDID 5305): each row's VatCode is RowVatCode; each line of the
+    VAT breakdown (one per rate and category) is VatSpecificationDetails with its
+    VatCode, its exemption reason in VatFreeText (at most three pieces of 70
+    characters) and, for AE, K, G and O, the matching VATEX code
+    (VatExemptionReasonCode: VATEX-EU-AE, -IC, -G, -O). An invoice written before the
+    categories existed has none, and none is written.
   - A credit note requests no payment (Finvoice's guidance for credit notes): no
     PaymentTermsDetails and no due date; the payment instruction the schema requires
     names no reference, an instructed amount of 0,00 and the invoice date.
@@ -195,9 +201,29 @@
             <xsl:value-of select="format-number(Base, '0,00', 'fi')"/>
           </VatBaseAmount>
           <VatRatePercent><xsl:value-of select="format-number(Rate, '0,###', 'fi')"/></VatRatePercent>
+          <xsl:if test="string(VatCode) != ''">
+            <VatCode><xsl:value-of select="VatCode"/></VatCode>
+          </xsl:if>
           <VatRateAmount AmountCurrencyIdentifier="{$currency}">
             <xsl:value-of select="format-number(Vat, '0,00', 'fi')"/>
           </VatRateAmount>
+          <xsl:call-template name="pieces">
+            <xsl:with-param name="element">VatFreeText</xsl:with-param>
+            <xsl:with-param name="text" select="string(VatExemptionReason)"/>
+            <xsl:with-param name="size" select="70"/>
+            <xsl:with-param name="count" select="3"/>
+          </xsl:call-template>
+          <xsl:variable name="vatex">
+            <xsl:choose>
+              <xsl:when test="VatCode = 'AE'">VATEX-EU-AE</xsl:when>
+              <xsl:when test="VatCode = 'K'">VATEX-EU-IC</xsl:when>
+              <xsl:when test="VatCode = 'G'">VATEX-EU-G</xsl:when>
+              <xsl:when test="VatCode = 'O'">VATEX-EU-O</xsl:when>
+            </xsl:choose>
+          </xsl:variable>
+          <xsl:if test="$vatex != ''">
+            <VatExemptionReasonCode><xsl:value-of select="$vatex"/></VatExemptionReasonCode>
+          </xsl:if>
         </VatSpecificationDetails>
       </xsl:for-each>
       <xsl:call-template name="pieces">
@@ -270,6 +296,9 @@
         </xsl:call-template>
       </xsl:if>
       <RowVatRatePercent><xsl:value-of select="format-number(VatRate, '0,###', 'fi')"/></RowVatRatePercent>
+      <xsl:if test="string(VatCode) != ''">
+        <RowVatCode><xsl:value-of select="VatCode"/></RowVatCode>
+      </xsl:if>
       <RowVatAmount AmountCurrencyIdentifier="{$currency}">
         <xsl:value-of select="format-number(VatAmount, '0,00', 'fi')"/>
       </RowVatAmount>
