@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 from rich.markup import escape
 
-from producer.cli.console import console, errors, fail, line, print_summary, report, show_progress
+from producer.cli.console import (
+    console,
+    errors,
+    fail,
+    follow_reconciliation,
+    line,
+    print_reconciliation,
+    print_reconciliation_report,
+    print_summary,
+    report,
+    show_progress,
+)
 from producer.cli.demo import run_demo
+from producer.cli.environment import (
+    error_line,
+    redis_named,
+    refuse,
+    settings_of_environment,
+)
 from producer.http.api import create_api
 from producer.operations.actions import LISTED, Operations, Refused
 from producer.operations.intake import read_path
-from producer.operations.reconcile import Reconciler, ReconciliationReport, ReconciliationView
+from producer.operations.reconcile import Reconciler
 from producer.operations.samples import sample_invoices
 from producer.operations.views import Rejection, RunAccepted
 from sandbox.server import command as sandbox_command
@@ -28,52 +43,10 @@ from worker.config.settings import Settings
 from worker.documents.names import check_number, check_period
 from worker.documents.opterxml import serialize_invoice
 from worker.errors import ExportError, InvoiceError, PermanentError, TransientError
-from worker.logs import configure_logging, url_without_password
+from worker.logs import configure_logging
 from worker.state.aggregator import RunState, problems, recent_runs, summarize
 from worker.state.store import StatusStore, open_store
 from worker.tracing import configure_tracing
-
-
-def _error_line(message: str) -> None:
-    """``error: message`` on standard error as one line, never wrapped."""
-    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def _refuse(message: str) -> typer.Exit:
-    """The error in one line, and the command's end with status 2."""
-    _error_line(message)
-    return typer.Exit(2)
-
-
-def _settings() -> Settings:
-    """The settings of the environment; invalid ones end the command in one line."""
-    try:
-        return Settings()
-    except ValidationError as invalid:
-        raise _refuse(_invalid_settings(invalid)) from None
-
-
-def _invalid_settings(invalid: ValidationError) -> str:
-    """What is wrong with the settings, each variable named; never the value given."""
-    said = []
-    for error in invalid.errors():
-        message = str(error["msg"]).removeprefix("Value error, ")
-        name = "HEEROS_" + "_".join(str(part) for part in error["loc"]).upper()
-        said.append(message if not error["loc"] or name in message else f"{name}: {message}")
-    return "; ".join(said)
-
-
-def _redis_named() -> str:
-    """Which Redis the settings name (and the broker, when it is another), passwords hidden."""
-    try:
-        settings = Settings()
-    except ValidationError:
-        return "HEEROS_REDIS_URL"
-    named = f"Redis at {url_without_password(settings.redis_url)}"
-    if settings.broker != settings.redis_url:
-        named += f", the broker at {url_without_password(settings.broker)}"
-    return named
-
 
 cli = typer.Typer(
     help="Export invoices from Opter to Heeros, asynchronously.",
@@ -93,11 +66,11 @@ def _store(settings: Settings) -> StatusStore:
     help="Start a Celery worker of the exporter; further arguments go to Celery.",
 )
 def worker(ctx: typer.Context) -> None:
-    run_worker(_settings(), ctx.args)
+    run_worker(settings_of_environment(), ctx.args)
 
 
 def _settings_and_config() -> tuple[Settings, ExportConfig]:
-    settings = _settings()
+    settings = settings_of_environment()
     if settings.export_config is None:
         raise fail("set HEEROS_EXPORT_CONFIG to the export configuration file")
     return settings, load_export_config(settings.export_config)
@@ -127,7 +100,7 @@ def _check_names(*, period: str | None = None, numbers: list[str] | tuple[()] = 
         for number in numbers:
             check_number(number)
     except InvoiceError as error:
-        raise _refuse(str(error)) from None
+        raise refuse(str(error)) from None
 
 
 def _report(accepted: RunAccepted, *, read: int, refused: int, out_dir: Path | None) -> None:
@@ -162,9 +135,9 @@ def close_period(
     except Refused as refused:
         for rejection in refused.rejected[:LISTED]:
             errors.print(f"[red]refused:[/red] {escape(str(rejection.error))}", highlight=False)
-        raise _refuse(f"{invoices}: {refused.detail}") from None
+        raise refuse(f"{invoices}: {refused.detail}") from None
     except PermanentError as error:  # a transient one ends in main(), naming Redis
-        raise _refuse(str(error)) from None
+        raise refuse(str(error)) from None
     if accepted.existing:
         errors.print(
             f"[yellow]period {period} was closed before:[/yellow] its run is {accepted.run}; "
@@ -197,9 +170,9 @@ def export(
             chosen or None, period=period, preview=preview is not None, out_dir=preview
         )
     except Refused as refused:
-        raise _refuse(refused.detail) from None
+        raise refuse(refused.detail) from None
     except PermanentError as error:  # a transient one ends in main(), naming Redis
-        raise _refuse(str(error)) from None
+        raise refuse(str(error)) from None
     _report(accepted, read=accepted.total, refused=len(accepted.rejected), out_dir=preview)
 
 
@@ -215,46 +188,6 @@ def requeue(run: Annotated[str, typer.Argument(help="The run id, e.g. 2026-11-00
     print(
         f"run {run}: {done.failed} failed and {done.unconfirmed} unconfirmed invoices queued again"
     )
-
-
-def _print_reconciliation(view: ReconciliationView) -> None:
-    counts = ", ".join(f"{name} {n}" for name, n in view.counts.items() if n)
-    print(
-        f"{view.reconciliation}  period {view.period}  {view.state}  "
-        f"{view.checked}/{view.total} checked" + (f"  ({counts})" if counts else "")
-    )
-
-
-def _print_report(report: ReconciliationReport) -> None:
-    _print_reconciliation(report)
-    for part in report.per_export:
-        counts = ", ".join(f"{name} {n}" for name, n in part.counts.items())
-        console.print(f"[bold]{escape(part.export)}[/bold]: {counts}", highlight=False)
-        for category, found in part.findings.items():
-            for f in found:
-                said = " ".join(
-                    escape(text)
-                    for text in (
-                        f"heeros={f.heeros_id}" if f.heeros_id else "",
-                        f"ours={f.recorded_id}" if f.recorded_id else "",
-                        f.heeros_status or "",
-                        f"{f.error_code}: {f.error_message}" if f.error_code else "",
-                        f.note or "",
-                    )
-                    if text
-                )
-                console.print(f"  {category:<10} {escape(f.number)}  {said}", highlight=False)
-    print(report.not_listed)
-
-
-def _follow(reconciler: Reconciler, name: str) -> None:
-    """Wait for a reconciliation's end, its progress on standard error."""
-    while True:
-        record = reconciler.recons.record(name)
-        if record is None or record.done:
-            return
-        errors.print(f"{name}: {record.checked}/{record.total} checked", highlight=False)
-        time.sleep(1.0)
 
 
 @cli.command(help="Prove a period complete in Heeros: every invoice there once, final.")
@@ -295,7 +228,7 @@ def reconcile(
             if as_json:
                 print(json.dumps([v.model_dump() for v in views], indent=2))
             for view in [] if as_json else views:
-                _print_reconciliation(view)
+                print_reconciliation(view)
             return
         if act is not None:
             acted = reconciler.act(act, Operations(app, store, config))
@@ -316,17 +249,17 @@ def reconcile(
             if not wait:
                 print(started.model_dump_json(indent=2) if as_json else name)
                 return
-            _follow(reconciler, name)
+            follow_reconciliation(reconciler, name)
         assert name is not None
         report = reconciler.report(name)
     except Refused as refused:
-        raise _refuse(refused.detail) from None
+        raise refuse(refused.detail) from None
     except PermanentError as error:  # a transient one ends in main(), naming Redis
-        raise _refuse(str(error)) from None
+        raise refuse(str(error)) from None
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
-        _print_report(report)
+        print_reconciliation_report(report)
 
 
 @cli.command(help="Serve the HTTP API the TMS calls (its OpenAPI document is /openapi.json).")
@@ -360,8 +293,8 @@ def api(
     ] = None,
 ) -> None:
     if forwarded_allow_ips is not None and not proxy_headers:
-        raise _refuse("--forwarded-allow-ips needs --proxy-headers")
-    settings = _settings()
+        raise refuse("--forwarded-allow-ips needs --proxy-headers")
+    settings = settings_of_environment()
     token = settings.api_token.get_secret_value().strip() if settings.api_token else ""
     if allow_anonymous and not token and host not in LOOPBACK:
         raise fail(f"--allow-anonymous serves only a loopback address, not {host}")
@@ -387,7 +320,7 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="Follow the run to its end.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    store = _store(_settings())
+    store = _store(settings_of_environment())
     summary = show_progress(store, run) if watch else summarize(store, run)
     if summary is None:
         raise fail(f"no run {run!r}")
@@ -403,7 +336,7 @@ def status(
 
 @cli.command(help="The recent runs, one line each.")
 def runs(limit: Annotated[int, typer.Option(help="How many runs.")] = 20) -> None:
-    for summary in recent_runs(_store(_settings()), limit=limit):
+    for summary in recent_runs(_store(settings_of_environment()), limit=limit):
         console.print(line(summary), highlight=False)
 
 
@@ -447,10 +380,10 @@ def main() -> None:
     try:
         cli()
     except TransientError as error:
-        _error_line(f"{error} ({_redis_named()})")
+        error_line(f"{error} ({redis_named()})")
         sys.exit(2)
     except PermanentError as error:
-        _error_line(str(error))
+        error_line(str(error))
         sys.exit(2)
 
 

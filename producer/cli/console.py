@@ -11,9 +11,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from producer.operations.actions import run_warnings
+from producer.operations.reconcile import Reconciler, ReconciliationReport, ReconciliationView
 from producer.operations.views import RunAccepted
 from worker.state.aggregator import Pace, RunState, RunSummary, pace, problems, summarize
 from worker.state.store import StatusStore
@@ -124,12 +126,57 @@ def print_summary(store: StatusStore, summary: RunSummary) -> None:
             )
 
 
+def print_reconciliation(view: ReconciliationView) -> None:
+    """A reconciliation in one line: id, period, state, progress and counts."""
+    counts = ", ".join(f"{name} {n}" for name, n in view.counts.items() if n)
+    print(
+        f"{view.reconciliation}  period {view.period}  {view.state}  "
+        f"{view.checked}/{view.total} checked" + (f"  ({counts})" if counts else "")
+    )
+
+
+def print_reconciliation_report(report: ReconciliationReport) -> None:
+    """A reconciliation's report: its line, then per export the counts and the invoices."""
+    print_reconciliation(report)
+    for part in report.per_export:
+        counts = ", ".join(f"{name} {n}" for name, n in part.counts.items())
+        console.print(f"[bold]{escape(part.export)}[/bold]: {counts}", highlight=False)
+        for category, found in part.findings.items():
+            for f in found:
+                said = " ".join(
+                    escape(text)
+                    for text in (
+                        f"heeros={f.heeros_id}" if f.heeros_id else "",
+                        f"ours={f.recorded_id}" if f.recorded_id else "",
+                        f.heeros_status or "",
+                        f"{f.error_code}: {f.error_message}" if f.error_code else "",
+                        f.note or "",
+                    )
+                    if text
+                )
+                console.print(f"  {category:<10} {escape(f.number)}  {said}", highlight=False)
+    print(report.not_listed)
+
+
+def follow_reconciliation(reconciler: Reconciler, name: str) -> None:
+    """Wait for a reconciliation's end, its progress on standard error."""
+    while True:
+        record = reconciler.recons.record(name)
+        if record is None or record.done:
+            return
+        errors.print(f"{name}: {record.checked}/{record.total} checked", highlight=False)
+        time.sleep(1.0)
+
+
 __all__ = [
     "console",
     "errors",
     "fail",
+    "follow_reconciliation",
     "line",
     "pace_line",
+    "print_reconciliation",
+    "print_reconciliation_report",
     "print_summary",
     "report",
     "show_progress",

@@ -28,7 +28,8 @@ from lxml import etree
 from pydantic import BaseModel
 
 from worker.cache import built_once
-from worker.documents.invoice import MAX_NUMBER_CHARS, Invoice, parse_invoice
+from worker.documents.fields import MAX_NUMBER_CHARS
+from worker.documents.invoice import Invoice, parse_invoice
 from worker.documents.names import shown
 from worker.documents.opterxml import NIL, enum_member_name, pascal
 from worker.documents.xmlparser import safe_parser
