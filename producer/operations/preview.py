@@ -17,12 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.operations.runs import Rejected, RunInvoice, kept, plan_items
+from producer.operations.runs import KeptInvoice, Rejected, RunInvoice, kept, plan_items
 from worker.config import ExportConfig
 from worker.config.sections import Export
 from worker.documents.finvoice import render_document
 from worker.documents.keptcopy import invoice_source
-from worker.errors import InvoiceError, PermanentError
+from worker.errors import ConfigError, InvoiceError, PermanentError
 from worker.heeros.wire import send_request
 from worker.pipeline import idempotency_key
 from worker.state.keys import State, item_id
@@ -84,6 +84,17 @@ def preview_run(
     refused = list(rejected)
     copies = {invoice.number: invoice for invoice in kept(invoices)}
     exports, items, warnings = plan_items(config, list(copies.values()))
+    # The folders first: one that cannot be written refuses the preview before any run
+    # is recorded, so none is left running.
+    folders: dict[str, str] = {}
+    if out_dir is not None:
+        for name in exports:
+            folder = out_dir if len(exports) == 1 else out_dir / _folder_name(name)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"the preview folder {folder} cannot be written: {exc}") from exc
+            folders[name] = str(folder)
     run = store.next_run_id(period)
     store.create_run(
         RunRecord(
@@ -98,48 +109,22 @@ def preview_run(
         items,
         {number: invoice.copy for number, invoice in copies.items()},
     )
-    folders: dict[str, str] = {}
-    if out_dir is not None:
-        for name in exports:
-            folder = out_dir if len(exports) == 1 else out_dir / _folder_name(name)
-            folder.mkdir(parents=True, exist_ok=True)
-            folders[name] = str(folder)
     written = failed = 0
     per_export: dict[str, int] = {}
     for item, number, index in items:
         export = config.export(exports[index])
         try:
-            source = invoice_source(copies[number].copy, number=number)
-            document = render_document(source, number, export.transform, encoding=export.encoding)
-            if export.is_heeros:
-                check_sendable(export, number, document)
+            size = _build(copies[number], export, folders.get(export.name))
         except PermanentError as error:
             failed += 1
-            store.transition(
-                run,
-                item,
-                State.FAILED,
-                export_index=index,
-                kind=error.kind,
-                message=error.user_message(number),
-            )
+            _fail(store, run, item, index, number, error)
             continue
-        if out_dir is not None:
-            (Path(folders[export.name]) / f"{number}.xml").write_bytes(document)
         written += 1
         per_export[export.name] = per_export.get(export.name, 0) + 1
-        store.transition(run, item, State.PREVIEW, export_index=index, bytes=str(len(document)))
+        store.transition(run, item, State.PREVIEW, export_index=index, bytes=str(size))
     for rejection in refused:
         failed += 1
-        store.transition(
-            run,
-            item_id(rejection.number, 0),
-            State.FAILED,
-            export_index=0,
-            kind=rejection.error.kind,
-            number=rejection.number,
-            message=rejection.error.user_message(rejection.number),
-        )
+        _fail(store, run, item_id(rejection.number, 0), 0, rejection.number, rejection.error)
     return PreviewResult(
         run=run,
         total=len(items) + len(refused),
@@ -148,6 +133,37 @@ def preview_run(
         per_export=per_export,
         folders=folders,
         warnings=warnings,
+    )
+
+
+def _build(invoice: KeptInvoice, export: Export, folder: str | None) -> int:
+    """Build one invoice's document for an export, checked as the send would check it, and
+    write it to ``folder``; its size. A folder that cannot be written is a ConfigError."""
+    number = invoice.number
+    source = invoice_source(invoice.copy, number=number)
+    document = render_document(source, number, export.transform, encoding=export.encoding)
+    if export.is_heeros:
+        check_sendable(export, number, document)
+    if folder is not None:
+        target = Path(folder) / f"{number}.xml"
+        try:
+            target.write_bytes(document)
+        except OSError as exc:  # the item ends failed: the run never stays running
+            raise ConfigError(f"{target} cannot be written: {exc}") from exc
+    return len(document)
+
+
+def _fail(
+    store: StatusStore, run: str, item: str, index: int, number: str, error: PermanentError
+) -> None:
+    store.transition(
+        run,
+        item,
+        State.FAILED,
+        export_index=index,
+        kind=error.kind,
+        number=number,
+        message=error.user_message(number),
     )
 
 

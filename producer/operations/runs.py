@@ -20,7 +20,7 @@ from worker.config import ExportConfig
 from worker.documents.invoice import Invoice
 from worker.documents.keptcopy import compress_invoice, decompress_invoice
 from worker.documents.names import check_period
-from worker.errors import InvoiceError, Kind, NoExport, PermanentError
+from worker.errors import InvoiceError, Kind, NoExport, PermanentError, TransientError
 from worker.state.groups import record_group_key
 from worker.state.keys import State, item_id, split_item
 from worker.state.store import RunRecord, StatusStore
@@ -235,6 +235,11 @@ def queue_sends(app: CeleryApp, run: str, items: Sequence[str], *, span: str = "
         )
 
 
+CLAIM_HOLD_S = 600.0
+"""How long a close's claim of its period holds before its run is recorded: a close that
+dies in between frees the period after that long, instead of leaving it with no run."""
+
+
 def close_period(
     app: CeleryApp,
     store: StatusStore,
@@ -248,22 +253,34 @@ def close_period(
     check_period(period)  # before anything is kept: no key is made of another name
     _refuse_repeats(invoices)  # before the claim: a refused close must leave the period open
     run = store.next_run_id(period)
-    if not store.claim_period(period, run):
+    if not store.claim_period(period, run, hold_s=CLAIM_HOLD_S):
         existing = store.period_run(period) or run
         record = store.run_record(existing)
         total = record.total if record else 0
         return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
-    store.add_period_invoices(period, (invoice.number for invoice in invoices))
-    return start_run(
-        app,
-        store,
-        config,
-        invoices,
-        period=period,
-        rejected=rejected,
-        label=f"close {period}",
-        run=run,
-    )
+    try:
+        store.add_period_invoices(period, (invoice.number for invoice in invoices))
+        started = start_run(
+            app,
+            store,
+            config,
+            invoices,
+            period=period,
+            rejected=rejected,
+            label=f"close {period}",
+            run=run,
+        )
+    except BaseException:
+        # A run recorded keeps the period (the sweep queues whatever it could not publish);
+        # with no run recorded, the period stays open for the next close.
+        try:
+            recorded = store.run_record(run) is not None
+            (store.keep_period if recorded else store.release_period)(period, run)
+        except TransientError:
+            pass  # Redis is away: the claim lapses by itself after CLAIM_HOLD_S
+        raise
+    store.keep_period(period, run)
+    return started
 
 
 def export_again(
@@ -340,7 +357,7 @@ def requeue_run(
                 record.item,
                 target,
                 export_index=export_index,
-                force=True,
+                only_from=state,  # a concurrent re-queue that moved it first queues it
                 message="",
                 requeued="1",
             ):

@@ -120,9 +120,13 @@ local member, now, poll = ARGV[6], ARGV[7], ARGV[8]
 local rank = {$ranks}
 local set_of = {$sets}
 local problem = {$problems}
-if poll == 'drop' then redis.call('ZREM', polls, member) end
 local old = redis.call('HGET', item_key, 'state')
-if old and force ~= '1' then
+if force ~= '0' and force ~= '1' and old ~= force then
+  -- a forced move from one state only (a re-queue): another one moved it first
+  return {0, old or ''}
+end
+if poll == 'drop' then redis.call('ZREM', polls, member) end
+if old and force == '0' then
   if rank[old] == $final or rank[new] < rank[old] then
     return {0, old}
   end
@@ -206,4 +210,15 @@ return redis.call('LRANGE', key, 0, -1)
 """
 
 
-__all__ = ["CLAIM_POLLS", "PROGRESS", "TRANSITION"]
+# A period's claim, kept or undone by the close that made it only (compare, then act).
+IF_HELD_PERSIST = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PERSIST', KEYS[1]) end
+return 0
+"""
+IF_HELD_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+__all__ = ["CLAIM_POLLS", "IF_HELD_DELETE", "IF_HELD_PERSIST", "PROGRESS", "TRANSITION"]

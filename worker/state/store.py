@@ -32,7 +32,7 @@ from worker.state.keys import (
 )
 from worker.state.records import ItemRecord, RunCounts, RunRecord, run_record_from_hash
 from worker.state.runreads import RunReads
-from worker.state.scripts import CLAIM_POLLS, TRANSITION
+from worker.state.scripts import CLAIM_POLLS, IF_HELD_DELETE, IF_HELD_PERSIST, TRANSITION
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class StatusStore(RunReads):
         super().__init__(client, prefix=prefix)
         self._transition = client.register_script(TRANSITION)
         self._claim = client.register_script(CLAIM_POLLS)
+        self._if_held_persist = client.register_script(IF_HELD_PERSIST)
+        self._if_held_delete = client.register_script(IF_HELD_DELETE)
 
     # -- runs ---------------------------------------------------------------------------
 
@@ -109,9 +111,25 @@ class StatusStore(RunReads):
             pipe.hset(keys.by_export(record.run), mapping={k: str(v) for k, v in counts.items()})
         self._call(pipe.execute)  # a run without items has its head written only here
 
-    def claim_period(self, period: str, run: str) -> bool:
-        """Tie a period to its run; False when the period already has one."""
-        return bool(self._call(self.redis.set, self.keys.period(period), run, nx=True))
+    def claim_period(self, period: str, run: str, *, hold_s: float | None = None) -> bool:
+        """Tie a period to its run; False when the period already has one.
+
+        With ``hold_s`` the claim lapses after that long unless :meth:`keep_period`
+        makes it for good: a close that dies before its run is recorded frees the period.
+        """
+        hold = None if hold_s is None else max(1, int(hold_s * 1000))
+        key = self.keys.period(period)
+        return bool(self._call(self.redis.set, key, run, nx=True, px=hold))
+
+    def keep_period(self, period: str, run: str) -> bool:
+        """Make ``run``'s claim of the period last; False when it is not ``run``'s."""
+        key = self.keys.period(period)
+        return bool(self._call(self._if_held_persist, keys=[key], args=[run]))
+
+    def release_period(self, period: str, run: str) -> bool:
+        """Undo ``run``'s claim of the period (its close failed); False when not its."""
+        key = self.keys.period(period)
+        return bool(self._call(self._if_held_delete, keys=[key], args=[run]))
 
     def period_run(self, period: str) -> str | None:
         return cast(str | None, self._call(self.redis.get, self.keys.period(period)))
@@ -214,21 +232,24 @@ class StatusStore(RunReads):
         export_index: int,
         kind: str = "",
         force: bool = False,
+        only_from: State | None = None,
         poll: float | None = None,
         drop_poll: bool = False,
         **fields: str,
     ) -> bool:
         """Move an item to ``state`` with ``fields``; False when a final state stood.
 
-        ``poll`` schedules the item's next status poll at that time (when the move
-        is made); ``drop_poll`` removes any poll of it. Both go in the same call.
+        ``force`` moves it whatever state stands; ``only_from`` moves it whatever the
+        rank, but only from that state (False otherwise: a concurrent re-queue moved it
+        first). ``poll`` schedules the item's next status poll at that time (when the
+        move is made); ``drop_poll`` removes any poll of it. All go in the same call.
         """
         fields.setdefault("updated", f"{time.time():.3f}")
         keys = self.keys
         args: list[str] = [
             state.value,
             item,
-            "1" if force else "0",
+            only_from.value if only_from is not None else ("1" if force else "0"),
             kind,
             str(export_index),
             keys.poll_member(run, item),

@@ -16,7 +16,7 @@ from tests.producer.operations.test_runs import PERIOD, ROUTED, numbers
 from worker.celery.app import create_app
 from worker.config.settings import Settings
 from worker.documents.finvoice import validate_finvoice
-from worker.errors import InvoiceError, Kind
+from worker.errors import ConfigError, InvoiceError, Kind
 from worker.state.aggregator import summarize
 from worker.state.keys import State
 from worker.state.store import StatusStore
@@ -171,3 +171,26 @@ def test_a_closing_preview_sends_nothing_and_leaves_the_period_open(
     closed = operations.close("2026-11", Intake(invoices=ROUTED))
     assert not closed.existing and closed.queued == len(ROUTED)
     assert len(published(app)) == len(ROUTED)
+
+
+def test_a_preview_folder_that_cannot_be_written_leaves_no_run(
+    store: StatusStore, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot be written"):
+        preview_run(store, export_config(), ROUTED[:3], period="2026-11", out_dir=blocked / "out")
+    assert store.recent_run_ids(10) == []
+
+
+def test_a_document_that_cannot_be_written_fails_alone_and_the_run_ends(
+    store: StatusStore, tmp_path: Path
+) -> None:
+    first = API[0].number
+    (tmp_path / f"{first}.xml").mkdir()  # a folder where the document should go
+    result = preview_run(store, export_config(), API[:3], period="2026-11", out_dir=tmp_path)
+    summary = summarize(store, result.run)
+    assert summary is not None and summary.in_progress == 0
+    assert result.failed == 1 and result.written == 2
+    (record,) = store.items(result.run, store.members(result.run, State.FAILED))
+    assert record.number == first and "cannot be written" in (record.message or "")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from worker.celery.app import create_app
 from worker.config import ExportConfig, parse_export_config
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
-from worker.errors import InvoiceError, Kind
+from worker.errors import InvoiceError, Kind, TransientError
 from worker.state.keys import State
 from worker.state.store import StatusStore
 
@@ -378,3 +380,50 @@ def test_requeue_twice_sends_nothing_the_second_time(
     again = requeue_run(app, store, worked_run)
     assert (again.failed, again.unconfirmed, again.total) == (0, 0, 0)
     assert published(app) == []
+
+
+def test_concurrent_requeues_queue_each_invoice_once(
+    app: Celery, store: StatusStore, worked_run: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both re-queues read the failed items before either moves one: the race the
+    # transition's "only from this state" settles, so each item is queued once.
+    both_read = threading.Barrier(2, timeout=10)
+    members = store.members
+
+    def read_then_wait(run: str, state: State) -> list[str]:
+        found = members(run, state)
+        both_read.wait()
+        return found
+
+    monkeypatch.setattr(store, "members", read_then_wait)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: requeue_run(app, store, worked_run), range(2)))
+    sent = sorted(item for _, item in published(app))
+    assert sent == ["100001/0", "100002/1", "100004/1"]
+    assert sum(a.failed + a.unconfirmed for a in answers) == 3
+
+
+def test_a_close_that_fails_before_its_run_is_recorded_leaves_the_period_open(
+    app: Celery, store: StatusStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any, **__: Any) -> None:
+        raise TransientError("Redis went away")
+
+    monkeypatch.setattr(store, "create_run", broken)
+    with pytest.raises(TransientError):
+        close_period(app, store, export_config(), ROUTED[:2], period="2026-11")
+    assert store.period_run("2026-11") is None
+    monkeypatch.undo()
+    started = close_period(app, store, export_config(), ROUTED[:2], period="2026-11")
+    assert not started.existing and started.total == 2
+    assert store.period_run("2026-11") == started.run
+
+
+def test_a_close_claim_lapses_unless_its_run_is_recorded(store: StatusStore) -> None:
+    assert store.claim_period("2026-12", "2026-12-0001", hold_s=30)
+    assert store.redis.pttl(store.keys.period("2026-12")) > 0
+    assert not store.keep_period("2026-12", "2026-12-0002")  # not its claim
+    assert store.keep_period("2026-12", "2026-12-0001")
+    assert store.redis.pttl(store.keys.period("2026-12")) == -1
+    assert not store.release_period("2026-12", "2026-12-0002")
+    assert store.period_run("2026-12") == "2026-12-0001"
