@@ -10,7 +10,7 @@ whole document:
 
 ==============================  ==================================================
 a JSON invoice                  at most 8 MiB of JSON, 300,000 values, 16 levels
-an Opter XML document           at most 8 MiB and 400,000 elements (64 MiB and
+an Opter XML document           at most 8 MiB and 440,000 elements (64 MiB and
                                 4,000,000 for a file of ``close-period``)
 a reason an invoice is refused  at most 2,000 characters
 ==============================  ==================================================
