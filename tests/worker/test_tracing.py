@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind
 
 from producer.operations.runs import queue_sends, start_run
 from producer.operations.samples import sample_invoices
+from tests.worker.test_pipeline import CONFIG  # one export, MoveOnlyToLedger
 from worker.celery.app import create_app
 from worker.celery.runtime import Runtime
 from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE
@@ -55,26 +56,6 @@ from worker.tracing import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PERIOD = "2026-11"
-CONFIG = """
-[[exports]]
-name = "Heeros (API)"
-type = "XmlSerializer"
-encoding = "UTF-8"
-customer_code = "00079"
-office_code = "29010"
-start_text = "MoveOnlyToLedger=true"
-one_file_per_invoice = true
-transform = "finvoice-3.0"
-[exports.file_transfer]
-method = "Heeros API"
-client_identity = "demo"
-client_key_env = "KEY"
-
-[[groups]]
-name = "G"
-exports = ["Heeros (API)"]
-default = true
-"""
 SETTINGS = Settings(
     broker_url="memory://",
     base_url="https://heeros.test/api",

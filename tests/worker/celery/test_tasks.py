@@ -21,6 +21,7 @@ from celery.exceptions import Retry
 from celery.worker.request import Request
 
 from producer.operations.samples import sample_invoices
+from tests.worker.test_pipeline import CONFIG  # one export, MoveOnlyToLedger
 from worker.celery.app import create_app
 from worker.celery.queues import queue_lengths
 from worker.celery.runtime import Runtime
@@ -34,26 +35,6 @@ from worker.state.store import RunRecord, StatusStore
 
 RUN = "2026-11-0001"
 TENANT = "29010-00079"
-CONFIG = """
-[[exports]]
-name = "Heeros (API)"
-type = "XmlSerializer"
-encoding = "UTF-8"
-customer_code = "00079"
-office_code = "29010"
-start_text = "MoveOnlyToLedger=true"
-one_file_per_invoice = true
-transform = "finvoice-3.0"
-[exports.file_transfer]
-method = "Heeros API"
-client_identity = "demo"
-client_key_env = "KEY"
-
-[[groups]]
-name = "G"
-exports = ["Heeros (API)"]
-default = true
-"""
 SETTINGS = Settings(
     broker_url="memory://",
     base_url="https://heeros.test/api",
