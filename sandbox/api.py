@@ -55,6 +55,8 @@ class ContractApi:
         key = body.get("apiKey") if isinstance(body, dict) else None
         if not isinstance(identity, str) or not isinstance(key, str):
             return error(400, "BAD_REQUEST", "username and apiKey are required strings")
+        if self.heeros.dice.chance(self.heeros.knobs.fail_login_5xx):
+            return error(503, "SERVICE_UNAVAILABLE", "login temporarily unavailable, retry later")
         token = self.heeros.sessions.login(identity, key)
         if token is None:
             return error(401, "AUTH_FAILED", "unknown username or wrong API key")

@@ -33,6 +33,8 @@ class Knobs(BaseModel):
     """How long an accepted invoice stays RECEIVED/PROCESSING before its final state."""
     fail_5xx: Fraction = 0.0
     """Fraction of sends answered 503 before anything is stored."""
+    fail_login_5xx: Fraction = 0.0
+    """Fraction of logins answered 503, whatever the credentials (no token is handed out)."""
     fail_429: Fraction = 0.0
     """Fraction of sends answered 429 with ``Retry-After`` before anything is stored."""
     retry_after_s: int = Field(default=1, ge=0)

@@ -276,19 +276,25 @@ class HeerosUnavailable(TransientError):
 
 
 class HeerosRateLimited(TransientError):
-    """Raised when Heeros answers 429; ``retry_after`` is in seconds."""
+    """Raised when Heeros answers 429; ``retry_after`` is in seconds.
+
+    ``at_login`` marks a login answered 429: that is a failure to log in, message 1.
+    """
 
     kind = Kind.RATE_LIMITED
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, *, at_login: bool = False) -> None:
         super().__init__(f"Heeros asked to slow down for {retry_after:g} s")
         self.retry_after = retry_after
+        self.at_login = at_login
 
     @property
     def code(self) -> str:
         return CODE_RATE_LIMITED
 
     def user_message(self, invoice_number: str) -> str:
+        if self.at_login:
+            return MESSAGE_LOGIN_FAILED
         return MESSAGE_SEND_REFUSED.format(CODE_RATE_LIMITED, str(self))
 
 

@@ -60,6 +60,19 @@ async def test_fail_5xx_answers_503_and_stores_nothing(api: Api) -> None:
     assert (entry["requests"], entry["stored"], entry["answers"]) == (2, 1, {"202": 1, "503": 1})
 
 
+async def test_fail_login_5xx_answers_the_login_503_and_hands_out_no_token(api: Api) -> None:
+    # The api fixture logged in before the knob: its token still works for the other calls.
+    await api.knobs(fail_login_5xx=1.0)
+    answer = await api.login()
+    assert answer.status_code == 503
+    assert answer.json()["errorCode"] == "SERVICE_UNAVAILABLE"
+    assert "token" not in answer.json()
+    assert (await api.login("demo", "wrong-key")).status_code == 503
+    assert (await api.send(reference="1001")).status_code == 202
+    await api.knobs(fail_login_5xx=0.0)
+    assert (await api.login()).status_code == 200
+
+
 async def test_an_outage_answers_503_to_every_call_but_admin(api: Api) -> None:
     await api.knobs(outage=True)
     answers = [await api.login(), await api.send(), await api.status("x"), await api.lookup("1")]

@@ -124,6 +124,12 @@ def test_a_send_answered_5xx_is_message_2_with_the_http_code() -> None:
     assert error.user_message("1") == CONTRACT_2.format("HTTP_503", "Heeros answered HTTP 503")
 
 
+def test_a_login_answered_429_is_message_1() -> None:
+    error = HeerosRateLimited(2.5, at_login=True)
+    assert error.user_message("1") == CONTRACT_1
+    assert (error.code, error.kind) == ("RATE_LIMITED", Kind.RATE_LIMITED)
+
+
 def test_rate_limited_uses_code_rate_limited() -> None:
     error = HeerosRateLimited(2.5)
     assert error.user_message("1") == CONTRACT_2.format(

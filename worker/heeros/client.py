@@ -281,7 +281,7 @@ class HeerosClient:
                 at_login=True,
             )
         if failure.kind is FailureKind.RATE_LIMITED:
-            raise self._error(failure)
+            raise HeerosRateLimited(failure.retry_after, at_login=True)
         logger.warning(
             "heeros login identity=%s refused: HTTP %d %s: %s",
             self._identity,

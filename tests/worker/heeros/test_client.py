@@ -272,6 +272,73 @@ def test_login_429_is_rate_limited() -> None:
     with pytest.raises(HeerosRateLimited) as caught:
         send(make_client(server))
     assert caught.value.retry_after == 4.0
+    assert caught.value.at_login
+
+
+# The message a user sees: 1 for any failure to connect or log in, 2 for Heeros's answer to a send.
+
+SSL_FAILURE = "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)"
+REFUSED = "[Errno 111] Connection refused"
+
+
+@pytest.mark.parametrize(
+    ("login", "call"),
+    [
+        (fails(httpx.ConnectError, REFUSED), None),
+        (fails(httpx.ConnectTimeout, "timed out"), None),
+        (fails(httpx.ConnectError, SSL_FAILURE), None),
+        (answer(503, {"errorCode": "SERVICE_UNAVAILABLE", "errorMessage": "retry later"}), None),
+        (answer(502, b"<html>Bad Gateway</html>"), None),
+        (answer(429, None, **{"Retry-After": "2"}), None),
+        (answer(401, {"errorCode": "AUTH_FAILED", "errorMessage": "wrong API key"}), None),
+        (None, fails(httpx.ConnectError, REFUSED)),
+        (None, fails(httpx.ConnectTimeout, "timed out")),
+    ],
+    ids=[
+        "login-refused",
+        "login-connect-timeout",
+        "login-tls",
+        "login-503",
+        "login-502-html",
+        "login-429",
+        "wrong-credentials",
+        "send-refused",
+        "send-connect-timeout",
+    ],
+)
+def test_every_failure_to_connect_or_log_in_is_message_1(
+    login: Reply | None, call: Reply | None
+) -> None:
+    server = FakeHeeros(*([call] if call else []), logins=(login,) if login else ())
+    with pytest.raises(ExportError) as caught:
+        send(make_client(server))
+    assert caught.value.user_message("12345") == LOGIN_FAILED
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            answer(503, {"errorCode": "SERVICE_UNAVAILABLE", "errorMessage": "retry later"}),
+            "Error code from Heeros: HTTP_503. Error message from Heeros: "
+            "Heeros answered HTTP 503: SERVICE_UNAVAILABLE: retry later",
+        ),
+        (
+            answer(422, {"errorCode": "PERIOD_CLOSED", "errorMessage": "Closed"}),
+            "Error code from Heeros: PERIOD_CLOSED. Error message from Heeros: Closed",
+        ),
+    ],
+    ids=["send-503", "send-422"],
+)
+def test_an_error_heeros_answers_to_a_send_is_message_2(
+    reply: httpx.Response, expected: str
+) -> None:
+    server = FakeHeeros(reply)
+    with pytest.raises(ExportError) as caught:
+        send(make_client(server))
+    assert caught.value.user_message("12345") == (
+        f"It was not possible to send the invoice to Heeros. {expected}"
+    )
 
 
 @pytest.mark.parametrize("body", [b"", b"<html/>", b'{"expiresIn": 5}', b'{"token": "a b"}'])
