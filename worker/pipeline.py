@@ -98,9 +98,12 @@ class Outcome(StrEnum):
     PENDING = "pending"
 
 
-def idempotency_key(target: Target, invoice_number: str) -> str:
-    """The same for every run that sends this invoice to this Heeros tenant."""
+def idempotency_key(target: Target, invoice_number: str, version: str | None = None) -> str:
+    """The same for every run that sends this version of the invoice to this Heeros tenant:
+    a correction (a new version of the kept copy) is never answered as the one it corrects."""
     identity = f"{target.office_code}\x1f{target.customer_code}\x1f{invoice_number}"
+    if version:
+        identity += f"\x1f{version}"
     return hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
@@ -196,7 +199,7 @@ def send_invoice(
                     record.number,
                     document,
                     target.options,
-                    idempotency_key(target, record.number),
+                    idempotency_key(target, record.number, record.version),
                     encoding=target.encoding,
                 )
         except Throttled:

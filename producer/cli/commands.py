@@ -20,7 +20,6 @@ from producer.cli.console import (
     print_reconciliation,
     print_reconciliation_report,
     print_summary,
-    report,
     show_progress,
 )
 from producer.cli.demo import run_demo
@@ -30,19 +29,18 @@ from producer.cli.environment import (
     refuse,
     settings_of_environment,
 )
+from producer.cli.runreport import PreviewDir, check_names, report_run
 from producer.http.api import create_api
 from producer.operations.actions import LISTED, Operations, Refused
 from producer.operations.intake import read_path
 from producer.operations.reconcile import Reconciler
 from producer.operations.samples import sample_invoices
-from producer.operations.views import Rejection, RunAccepted
 from sandbox.server import command as sandbox_command
 from worker.celery.app import create_app, run_worker
 from worker.config import ExportConfig, load_export_config
 from worker.config.settings import Settings
-from worker.documents.names import check_number, check_period
 from worker.documents.opterxml import serialize_invoice
-from worker.errors import ExportError, InvoiceError, PermanentError, TransientError
+from worker.errors import ExportError, PermanentError, TransientError
 from worker.logs import configure_logging
 from worker.state.aggregator import RunState, problems, recent_runs, summarize
 from worker.state.store import StatusStore, open_store
@@ -81,49 +79,13 @@ def _operations(settings: Settings, config: ExportConfig) -> Operations:
     return Operations(create_app(settings), _store(settings), config)
 
 
-PreviewDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--preview",
-        metavar="DIR",
-        help="Build, transform and check every invoice, write its Finvoice file to DIR as "
-        "<invoice number>.xml, and send nothing: the run is marked as a preview.",
-    ),
-]
-
-
-def _check_names(*, period: str | None = None, numbers: list[str] | tuple[()] = ()) -> None:
-    """A period or invoice numbers that are not names end the command, in one line."""
-    try:
-        if period is not None:
-            check_period(period)
-        for number in numbers:
-            check_number(number)
-    except InvoiceError as error:
-        raise refuse(str(error)) from None
-
-
-def _report(accepted: RunAccepted, *, read: int, refused: int, out_dir: Path | None) -> None:
-    """What a run did (console.report), its input's words escaped for the terminal; then how
-    many of the invoices read were refused, and whether all of them were listed."""
-    shown = [Rejection(number=escape(r.number), reason=escape(r.reason)) for r in accepted.rejected]
-    report(accepted.model_copy(update={"rejected": shown}), out_dir=out_dir)
-    if refused and not accepted.existing:
-        more = (
-            f" (the first {len(shown)} shown; the dashboard lists them all)"
-            if refused > len(shown)
-            else ""
-        )
-        errors.print(f"{refused} of {read} invoices refused{more}", highlight=False)
-
-
 @cli.command("close-period", help="Close a period: export its invoices once; prints the run id.")
 def close_period(
     period: Annotated[str, typer.Argument(help="The invoice period, e.g. 2026-11.")],
     invoices: Annotated[Path, typer.Option(help="A folder of Opter XML files or a JSON file.")],
     preview: PreviewDir = None,
 ) -> None:
-    _check_names(period=period)
+    check_names(period=period)
     try:
         settings, config = _settings_and_config()
         for warning in config.warnings:
@@ -144,26 +106,46 @@ def close_period(
             "nothing was exported again (heeros-export export --period to export it again)",
             highlight=False,
         )
-    _report(accepted, read=intake.count, refused=len(intake.rejected), out_dir=preview)
+    report_run(accepted, read=intake.count, refused=len(intake.rejected), out_dir=preview)
 
 
-@cli.command(help="Export invoices of closed periods again: a whole period or single invoices.")
+@cli.command(
+    help="Export invoices again: a whole closed period, single invoices, or invoices given "
+    "anew (--invoices PATH: corrected or late ones, a new run of their period)."
+)
 def export(
     numbers: Annotated[
         list[str] | None, typer.Argument(help="Invoice numbers (also as --invoice N).")
     ] = None,
     period: Annotated[
-        str | None, typer.Option("--period", help="A closed period: all its invoices.")
+        str | None,
+        typer.Option(
+            "--period", help="A closed period: all its invoices (with --invoices: the run's)."
+        ),
     ] = None,
     invoice: Annotated[
         list[str] | None, typer.Option("--invoice", help="An invoice number; may be repeated.")
     ] = None,
+    given: Annotated[
+        Path | None,
+        typer.Option(
+            "--invoices",
+            metavar="PATH",
+            help="A folder of Opter XML files or a JSON file, as close-period takes: the "
+            "invoices, corrected or late, exported as a new run of their period.",
+        ),
+    ] = None,
     preview: PreviewDir = None,
 ) -> None:
     chosen = [*(invoice or []), *(numbers or [])]
+    if given is not None:
+        if chosen:
+            raise fail("give either --invoices PATH or invoice numbers, not both")
+        _export_given(given, period=period, preview=preview)
+        return
     if (period is None) == (not chosen):
         raise fail("give either --period P or --invoice N ..., one of the two")
-    _check_names(period=period, numbers=chosen)
+    check_names(period=period, numbers=chosen)
     try:
         settings, config = _settings_and_config()
         accepted = _operations(settings, config).export(
@@ -173,7 +155,25 @@ def export(
         raise refuse(refused.detail) from None
     except PermanentError as error:  # a transient one ends in main(), naming Redis
         raise refuse(str(error)) from None
-    _report(accepted, read=accepted.total, refused=len(accepted.rejected), out_dir=preview)
+    report_run(accepted, read=accepted.total, refused=len(accepted.rejected), out_dir=preview)
+
+
+def _export_given(path: Path, *, period: str | None, preview: Path | None) -> None:
+    """``export --invoices PATH``: corrected or late invoices, a new run of their period."""
+    check_names(period=period)
+    try:
+        settings, config = _settings_and_config()
+        intake = read_path(path)
+        accepted = _operations(settings, config).export_invoices(
+            intake, period=period, preview=preview is not None, out_dir=preview
+        )
+    except Refused as refused:
+        for rejection in refused.rejected[:LISTED]:
+            errors.print(f"[red]refused:[/red] {escape(str(rejection.error))}", highlight=False)
+        raise refuse(f"{path}: {refused.detail}") from None
+    except PermanentError as error:  # a transient one ends in main(), naming Redis
+        raise refuse(str(error)) from None
+    report_run(accepted, read=intake.count, refused=accepted.failed, out_dir=preview)
 
 
 @cli.command(help="Queue a run's failed and unconfirmed invoices again (only those).")
@@ -217,7 +217,7 @@ def reconcile(
     if sum(chosen) != 1:
         raise fail("give one of PERIOD, --show ID, --list or --act ID")
     if period is not None:
-        _check_names(period=period)
+        check_names(period=period)
     try:
         settings, config = _settings_and_config()
         app = create_app(settings)

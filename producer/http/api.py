@@ -3,7 +3,8 @@
 Routes::
 
     POST /periods/{period}/close        202 a new run of the period; 200 the run it already has
-    POST /exports                       202 a new run of invoices of closed periods
+    POST /exports                       202 a new run of invoices of closed periods, or of
+                                        invoices given anew (corrected or late)
     POST /periods/{period}/reconcile    202 a reconciliation of the period against Heeros
     GET  /reconciliations/{id}          its report (per export, by category)
     POST /runs/{run}/requeue            202 the run's failed and unconfirmed invoices, again
@@ -52,7 +53,7 @@ from fastapi import APIRouter, FastAPI, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from producer.http.auth import BearerGuard, require_bearer
@@ -68,6 +69,7 @@ from producer.operations.actions import (
     stream_intake,
 )
 from producer.operations.reconcile import Reconciler, ReconciliationReport, ReconciliationView
+from producer.operations.requests import names_invoices
 from producer.operations.views import (
     ClosePeriod,
     ExportInvoices,
@@ -161,6 +163,29 @@ CLOSE_BODY: dict[str, Any] = {
     }
 }
 """The close request's body, as the OpenAPI document shows it (the route reads it itself)."""
+EXPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [ExportInvoices.model_json_schema(), ClosePeriod.model_json_schema()]
+                }
+            }
+        },
+    }
+}
+"""An export request's body: invoice numbers or a period, or the invoices themselves."""
+
+
+def _named_invoices(raw: bytes) -> ExportInvoices:
+    """An export request that names invoices, checked as FastAPI checks a body."""
+    try:
+        return ExportInvoices.model_validate_json(raw or b"null")
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from None
+
 
 RunPath = Annotated[str, PathParam(pattern=RUN_PATTERN, description="A run id: 2026-11-0001")]
 PeriodPath = Annotated[str, PathParam(pattern=NAME_PATTERN, description="The period: 2026-11")]
@@ -229,10 +254,24 @@ def _period_routes(ops: Operations) -> APIRouter:
         response.headers["Location"] = f"/runs/{accepted.run}"
         return accepted
 
-    @router.post("/exports", status_code=202)
-    def export(body: ExportInvoices, response: Response, preview: Preview = False) -> RunAccepted:
-        """Export invoices of closed periods again, by number or a whole period: a new run."""
-        accepted = ops.export(body.invoices, period=body.period, preview=preview)
+    def export_body(body: IO[bytes], preview: bool) -> RunAccepted:
+        named = names_invoices(body)
+        body.seek(0)
+        if named:
+            chosen = _named_invoices(body.read())
+            return ops.export(chosen.invoices, period=chosen.period, preview=preview)
+        intake = stream_intake(body, None, close=False)
+        return ops.export_invoices(intake, period=intake.period, preview=preview)
+
+    @router.post("/exports", status_code=202, openapi_extra=EXPORT_BODY)
+    async def export(request: Request, response: Response, preview: Preview = False) -> RunAccepted:
+        """A new run: invoices of closed periods again (by number, or a period), or invoices
+        given anew, corrected or late, as a close takes them: see the README's corrections."""
+        with SpooledTemporaryFile(max_size=SPOOLED_BYTES) as body:
+            async for chunk in request.stream():
+                body.write(chunk)
+            body.seek(0)
+            accepted = await run_in_threadpool(export_body, body, preview)
         response.headers["Location"] = f"/runs/{accepted.run}"
         return accepted
 

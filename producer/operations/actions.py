@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
-from producer.operations.intake import Intake, read_json, read_opter_xml, read_stream
+from producer.operations.correctionruns import export_corrected
+from producer.operations.intake import Intake, read_opter_xml
 from producer.operations.preview import PreviewResult, preview_run
+from producer.operations.requests import (
+    LISTED,
+    MAX_INVOICES,
+    SHOWN,
+    Refused,
+    body_intake,
+    checked_intake,
+    listing,
+    rejections,
+    stream_intake,
+)
 from producer.operations.runs import (
     KeptInvoice,
     Rejected,
@@ -24,14 +34,13 @@ from producer.operations.runs import (
     RunStarted,
     close_period,
     export_again,
+    kept,
     requeue_run,
 )
 from producer.operations.views import (
-    ClosePeriod,
     FailureGroupsView,
     InvoicePage,
     InvoiceView,
-    Rejection,
     RequeueAccepted,
     RunAccepted,
     RunView,
@@ -51,38 +60,6 @@ from worker.state.store import StatusStore
 
 log = logging.getLogger(__name__)
 
-SHOWN = 20
-"""How many invoice numbers an error names before it says how many more."""
-LISTED = 100
-"""How many refused invoices an answer lists, with their reasons; its figures count all."""
-MAX_INVOICES = 10_000
-"""The most invoices one close request takes (``invoices`` or ``opter_xml``). A larger
-period is closed from the command line (``heeros-export close-period``), which has no
-such maximum, or split into periods of at most this many, one request each."""
-
-
-class Refused(Exception):
-    """Raised when a request cannot be carried out; answered with its status and reason."""
-
-    def __init__(self, status: int, detail: str, *, rejected: Sequence[Rejected] = ()) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.rejected = list(rejected)
-
-
-# -- the operations behind the routes -----------------------------------------------------
-
-
-def _listing(numbers: Sequence[str]) -> str:
-    more = f" and {len(numbers) - SHOWN} more" if len(numbers) > SHOWN else ""
-    return ", ".join(numbers[:SHOWN]) + more
-
-
-def rejections(rejected: Sequence[Rejected]) -> list[Rejection]:
-    """The first :data:`LISTED` refused invoices as the API shows them."""
-    return [Rejection(number=r.number, reason=str(r.error)) for r in rejected[:LISTED]]
-
 
 def run_warnings(extra: dict[str, str]) -> list[str]:
     """The warnings kept with a run (customers whose group has no Heeros export)."""
@@ -91,78 +68,6 @@ def run_warnings(extra: dict[str, str]) -> list[str]:
     except ValueError:
         return []
     return [str(w) for w in found] if isinstance(found, list) else []
-
-
-def _unique_rejections(intake: Intake) -> None:
-    # Two refused invoices under one name would be one item of the run, which could
-    # then never reach its total: the second and later get their position's mark.
-    seen: set[str] = set()
-    for position, rejection in enumerate(intake.rejected):
-        if rejection.number in seen:
-            unique = f"{rejection.number}#{position + 1}"
-            intake.rejected[position] = Rejected(number=unique, error=rejection.error)
-        seen.add(intake.rejected[position].number)
-
-
-def _check_body(period: str, named: str | None, given: set[str]) -> None:
-    if named is not None and named != period:
-        raise Refused(422, f"period: the body names {named[:40]}, the path {period}")
-    if len(given) != 1:
-        raise Refused(
-            422,
-            "give the invoices either as 'invoices' (JSON per the invoice model) or as "
-            "'opter_xml' (base64-encoded Opter XML documents), one of the two",
-        )
-
-
-def body_intake(body: ClosePeriod, period: str) -> Intake:
-    """The invoices of a close request already read, each valid or set aside with its reason."""
-    given = {key for key in ("invoices", "opter_xml") if getattr(body, key) is not None}
-    _check_body(period, body.period, given)
-    if body.invoices is not None:
-        return read_json(body.invoices, source="invoices")
-    return read_opter_xml(body.opter_xml or [])
-
-
-def stream_intake(stream: IO[bytes], period: str, *, most: int = MAX_INVOICES) -> Intake:
-    """The invoices of a close request's body, read a piece at a time (at most ``most``).
-
-    Refuses (413) a body of more invoices, (422) one that is not a close request.
-    """
-    try:
-        intake = read_stream(stream, source="body", body=True, most=most)
-    except InvoiceError as error:
-        raise Refused(422, str(error)) from None
-    if intake.over:
-        raise Refused(
-            413,
-            f"more than {most:,} invoices in one request: close a larger period from the "
-            "command line (heeros-export close-period), or split it into periods of at "
-            f"most {most:,} invoices, one request each",
-        )
-    _check_body(period, intake.period, intake.given)
-    return intake
-
-
-def checked_intake(intake: Intake) -> Intake:
-    """Refuses (422) a period without invoices, with a number twice, or with none valid."""
-    if not intake.invoices and not intake.rejected:
-        raise Refused(422, "invoices: there is no invoice to close the period with")
-    counted = Counter(invoice.number for invoice in intake.invoices)
-    twice = {number for number, times in counted.items() if times > 1}
-    twice |= {r.number for r in intake.rejected if r.number in counted}
-    if twice:
-        raise Refused(422, f"invoice numbers appear twice: {_listing(sorted(twice))}")
-    _unique_rejections(intake)
-    if not intake.invoices:
-        refused = len(intake.rejected)
-        listed = f"; the first {LISTED} are listed" if refused > LISTED else ""
-        raise Refused(
-            422,
-            f"no valid invoice ({refused} refused{listed}): nothing was closed",
-            rejected=intake.rejected,
-        )
-    return intake
 
 
 class Operations:
@@ -221,7 +126,7 @@ class Operations:
             if unknown:
                 raise Refused(
                     422,
-                    f"invoices: no copy is kept of {_listing(unknown)}: only invoices of a "
+                    f"invoices: no copy is kept of {listing(unknown)}: only invoices of a "
                     "closed period can be exported again",
                 )
             period = self._period_of(chosen[0])
@@ -238,6 +143,36 @@ class Operations:
         started = export_again(self.app, self.store, self.config, chosen, period=period)
         log.info("run=%s exports %d invoices again", started.run, len(chosen))
         return self._accepted(started, period, [])
+
+    def export_invoices(
+        self,
+        intake: Intake,
+        *,
+        period: str | None = None,
+        preview: bool = False,
+        out_dir: Path | None = None,
+    ) -> RunAccepted:
+        """A new run of invoices given anew, corrected or late, in their period (``period``,
+        or the first valid invoice's): see :mod:`producer.operations.corrections`."""
+        checked_intake(intake, close=False)
+        period = period or intake.period or intake_period(intake.invoices[0])
+        invoices, refused = of_period(intake, period)
+        if preview:
+            return self._previewed(period, invoices, refused, out_dir)
+        admission, started = export_corrected(
+            self.app, self.store, self.config, invoices, period=period, rejected=refused
+        )
+        if started is None:
+            everything = [*refused, *admission.rejected]
+            raise Refused(
+                422,
+                f"no invoice can be sent ({len(everything)} refused): nothing was exported",
+                rejected=everything,
+            )
+        log.info(
+            "run=%s period=%s exports %d invoices given anew", started.run, period, started.queued
+        )
+        return self._accepted(started, period, refused)
 
     def requeue(self, run: str, *, only: str | None = None) -> RequeueAccepted:
         """Queue the run's failed and unconfirmed invoices again; with ``only``, one group's."""
@@ -290,7 +225,7 @@ class Operations:
             failed=started.rejected,
             per_export=started.per_export,
             warnings=started.warnings,
-            rejected=rejections([*rejected, *started.not_exported]),
+            rejected=rejections([*rejected, *started.not_exported, *started.not_sent]),
         )
 
     def _existing(self, started: RunStarted, period: str) -> RunAccepted:
@@ -351,6 +286,30 @@ class Operations:
             return "export"
 
 
+def intake_period(invoice: KeptInvoice | RunInvoice) -> str:
+    """The period an invoice of a request belongs to."""
+    if isinstance(invoice, KeptInvoice):
+        return invoice.period or invoice.invoice().period
+    return invoice.period
+
+
+def of_period(intake: Intake, period: str) -> tuple[list[KeptInvoice], list[Rejected]]:
+    """The intake's invoices of ``period``; each of another period is refused, and every
+    one refused at intake stays refused."""
+    invoices: list[KeptInvoice] = []
+    refused = list(intake.rejected)
+    for invoice in kept(intake.invoices):
+        own = intake_period(invoice)
+        if own == period:
+            invoices.append(invoice)
+        else:
+            reason = f"invoice {invoice.number} is of period {own}, not {period}: export it apart"
+            refused.append(
+                Rejected(invoice.number, InvoiceError(reason, invoice_number=invoice.number))
+            )
+    return invoices, refused
+
+
 def _per_export(summary: RunSummary) -> dict[str, int]:
     """The run's items per export. An invoice of no export is recorded as failed under the
     run's first export, though it went to none: it is not counted there."""
@@ -372,6 +331,8 @@ __all__ = [
     "Refused",
     "body_intake",
     "checked_intake",
+    "intake_period",
+    "of_period",
     "read_opter_xml",
     "rejections",
     "run_warnings",

@@ -107,7 +107,7 @@ def preview_run(
             label=f"preview {period}",
         ),
         items,
-        {number: invoice.copy for number, invoice in copies.items()},
+        {},  # built from the copies in hand: a preview keeps none, nor replaces any kept
     )
     written = failed = 0
     per_export: dict[str, int] = {}

@@ -11,60 +11,24 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from producer.operations.corrections import admit
+from producer.operations.runinvoices import KeptInvoice, Rejected, RunInvoice, kept
 from worker.celery.app import CeleryApp
 from worker.celery.publisher import publish_tasks
 from worker.celery.tasks import SEND_QUEUE, SEND_TASK
 from worker.config import ExportConfig
-from worker.documents.invoice import Invoice
-from worker.documents.keptcopy import compress_invoice, decompress_invoice
+from worker.documents.keptcopy import decompress_invoice
 from worker.documents.names import check_period
-from worker.errors import InvoiceError, Kind, NoExport, PermanentError, TransientError
+from worker.errors import InvoiceError, Kind, NoExport, TransientError
+from worker.state.copies import KeptCopies
 from worker.state.groups import record_group_key
 from worker.state.keys import State, item_id, split_item
 from worker.state.store import RunRecord, StatusStore
 from worker.tracing import invoice_traces
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """An invoice refused at intake, with the reason; it fails alone."""
-
-    number: str
-    error: PermanentError
-
-
-@dataclass(frozen=True)
-class KeptInvoice:
-    """An invoice accepted at intake, held as its kept copy until its run is recorded.
-
-    The models of a big period would not fit in memory (ten thousand invoices of ten
-    rows take about 400 MB); their copies take a few megabytes.
-    """
-
-    number: str
-    customer_number: str
-    copy: bytes = field(repr=False)
-
-    @classmethod
-    def of(cls, invoice: Invoice) -> KeptInvoice:
-        return cls(invoice.number, invoice.customer.customer_number, compress_invoice(invoice))
-
-    def invoice(self) -> Invoice:
-        """The invoice model, read back from its copy."""
-        return decompress_invoice(self.copy, number=self.number)
-
-
-RunInvoice = Invoice | KeptInvoice
-"""An invoice of a run: the model, or its kept copy."""
-
-
-def kept(invoices: Iterable[RunInvoice]) -> list[KeptInvoice]:
-    """Each invoice as its kept copy."""
-    return [i if isinstance(i, KeptInvoice) else KeptInvoice.of(i) for i in invoices]
 
 
 @dataclass(frozen=True)
@@ -80,6 +44,8 @@ class RunStarted:
     warnings: list[str] = field(default_factory=list)
     not_exported: list[Rejected] = field(default_factory=list)
     """Invoices whose group has no Heeros export: recorded as failed, with the reason."""
+    not_sent: list[Rejected] = field(default_factory=list)
+    """Invoices the rules of :mod:`producer.operations.corrections` refused, with the reason."""
 
 
 def plan_items(
@@ -137,13 +103,15 @@ def start_run(
         exports.append(config.exports_for("")[0].name if config.exports else "")
     run = run or store.next_run_id(period)
     total = len(items) + len(refused)
-    payloads = {invoice.number: invoice.copy for invoice in kept(invoices)}
+    copies = kept(invoices)
+    payloads = {invoice.number: invoice.copy for invoice in copies}
+    created = time.time()
     store.create_run(
         RunRecord(
             run=run,
             period=period,
             total=total,
-            created=time.time(),
+            created=created,
             exports=exports,
             label=label,
             extra={
@@ -153,7 +121,9 @@ def start_run(
         ),
         items,
         payloads,
+        versions={invoice.number: invoice.version for invoice in copies},
     )
+    KeptCopies.for_store(store).record_runs(run, created, list(payloads))
     for rejection in refused:
         _record_rejection(store, run, rejection)
     queue_sends(app, run, [item for item, _, _ in items])
@@ -259,14 +229,16 @@ def close_period(
         total = record.total if record else 0
         return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
     try:
-        store.add_period_invoices(period, (invoice.number for invoice in invoices))
+        # A number another period holds, or one Heeros holds already, fails alone.
+        admission = admit(store, kept(invoices), period=period)
+        store.add_period_invoices(period, (invoice.number for invoice in admission.invoices))
         started = start_run(
             app,
             store,
             config,
-            invoices,
+            admission.invoices,
             period=period,
-            rejected=rejected,
+            rejected=[*rejected, *admission.rejected],
             label=f"close {period}",
             run=run,
         )
@@ -280,7 +252,7 @@ def close_period(
             pass  # Redis is away: the claim lapses by itself after CLAIM_HOLD_S
         raise
     store.keep_period(period, run)
-    return started
+    return replace(started, not_sent=admission.rejected)
 
 
 def export_again(
@@ -296,11 +268,12 @@ def export_again(
     Heeros sees the same idempotency key as before, so an invoice it already has
     is not created twice: the run records it with the id Heeros names.
     """
-    invoices: list[Invoice] = []
+    invoices: list[KeptInvoice] = []
     refused: list[Rejected] = []
+    copies = KeptCopies.for_store(store)
     for number in dict.fromkeys(numbers):
         try:
-            invoices.append(store.load_invoice(number))
+            invoices.append(_current_copy(copies, number))
         except InvoiceError as error:
             refused.append(Rejected(number=number, error=error))
     return start_run(
@@ -314,6 +287,15 @@ def export_again(
         + " ".join(list(dict.fromkeys(numbers))[:5])
         + (" ..." if len(numbers) > 5 else ""),
     )
+
+
+def _current_copy(copies: KeptCopies, number: str) -> KeptInvoice:
+    # The copy as it is kept, not the model written again: its version is the one kept.
+    blob = copies.current(number)
+    if blob is None:
+        raise InvoiceError(f"invoice {number}: no copy is kept to export", invoice_number=number)
+    customer = decompress_invoice(blob, number=number).customer.customer_number
+    return KeptInvoice(number, customer, blob)
 
 
 @dataclass(frozen=True)

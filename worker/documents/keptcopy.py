@@ -8,10 +8,14 @@ The copy is zlib with a preset dictionary (a typical invoice, shipped as
 ``data/payload-dictionary-1.xml``), which makes a twenty-row invoice a few
 hundred bytes. The first byte names the dictionary, so a later one can be added
 without losing what is already kept.
+
+A copy's version (:func:`copy_version`) is a short hash of its content: a corrected
+invoice is kept as a new version beside the one it corrects (:mod:`worker.state.copies`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from functools import cache
 from importlib.resources import files
@@ -73,4 +77,22 @@ def decompress_invoice(blob: bytes, *, number: str) -> Invoice:
     return parse_invoice_xml(_xml(blob, number), source=f"kept copy of invoice {number}")
 
 
-__all__ = ["compress_invoice", "decompress_invoice", "invoice_source"]
+VERSION_DIGITS = 12
+
+
+def copy_version(blob: bytes, *, number: str) -> str:
+    """The kept copy's version: the first 12 hex digits of its Opter XML's SHA-256.
+
+    The same invoice data gives the same version whatever the compression (the content
+    is hashed, not the bytes kept), and a corrected invoice another one.
+    """
+    return hashlib.sha256(_xml(blob, number)).hexdigest()[:VERSION_DIGITS]
+
+
+__all__ = [
+    "VERSION_DIGITS",
+    "compress_invoice",
+    "copy_version",
+    "decompress_invoice",
+    "invoice_source",
+]

@@ -13,7 +13,10 @@ A run ``R`` of invoices is kept as::
                                     "N:message", "N:first", "N:last", "N:examples"
     {p}:run:R:progress        list  "TIME DONE" samples of the run's progress, oldest first
     {p}:item:R:ITEM           hash  state, Heeros id, attempts, message, times; traceparent
-    {p}:payload:NUMBER        str   the invoice, compressed JSON
+    {p}:payload:NUMBER        str   the invoice's current kept copy (compressed Opter XML)
+    {p}:payload:NUMBER:VERSION str  an earlier version's copy, kept when a correction replaced it
+    {p}:invoice:NUMBER        hash  period (the one period holding the number), version (current)
+    {p}:invoice:NUMBER:runs   zset  the runs that sent the invoice -> when each was recorded
     {p}:polls                 zset  "R ITEM" -> when its status is next due
     {p}:inflight              zset  "R ITEM" -> last change, for items not yet final
     {p}:period:PERIOD         str   the run that closed the period
@@ -78,6 +81,7 @@ tracing is on, the item's hash keeps the trace its polls continue, as a W3C
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -126,6 +130,17 @@ TRACEPARENT_FIELD = "traceparent"
 """The field of an item's hash that keeps its trace context (only while tracing)."""
 RECONCILE_LANE = "reconcile"
 """The suffix of the limiter lane a reconciliation's look-ups pass: ``TENANT.reconcile``."""
+
+
+VERSION_PATTERN = re.compile(r"[0-9a-f]{12}")
+"""A kept copy's version: the first 12 hex digits of its content's SHA-256."""
+
+
+def check_version(version: str) -> str:
+    """``version`` when it is a kept copy's version; :class:`InvoiceError` otherwise."""
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        raise InvoiceError(f"{str(version)[:40]!r} is not a kept copy's version (12 hex digits)")
+    return version
 
 
 def item_id(invoice_number: str, export_index: int) -> str:
@@ -248,6 +263,18 @@ class Keys:
     def payload(self, invoice_number: str) -> str:
         return f"{self.prefix}:payload:{check_number(invoice_number)}"
 
+    def payload_version(self, invoice_number: str, version: str) -> str:
+        """The copy of one version of the invoice (see :mod:`worker.state.copies`)."""
+        return f"{self.prefix}:payload:{check_number(invoice_number)}:{check_version(version)}"
+
+    def invoice(self, invoice_number: str) -> str:
+        """What is known of an invoice number: the period holding it, its current version."""
+        return f"{self.prefix}:invoice:{check_number(invoice_number)}"
+
+    def invoice_runs(self, invoice_number: str) -> str:
+        """The runs that sent the invoice, by when each was recorded."""
+        return f"{self.prefix}:invoice:{check_number(invoice_number)}:runs"
+
     def period(self, period: str) -> str:
         return f"{self.prefix}:period:{check_period(period)}"
 
@@ -319,11 +346,13 @@ __all__ = [
     "PROBLEM_STATES",
     "RECONCILE_LANE",
     "TRACEPARENT_FIELD",
+    "VERSION_PATTERN",
     "Keys",
     "LimiterKeys",
     "MetricKeys",
     "State",
     "by_export_field",
+    "check_version",
     "item_id",
     "item_number",
     "split_by_export_field",

@@ -41,6 +41,9 @@ class ItemRecord:
     updated: float
     deadline: float | None
     held: bool = False
+    version: str | None = None
+    """The version of the invoice's kept copy the item sends (None: recorded before
+    versions were, the current copy)."""
 
     @classmethod
     def from_hash(cls, run: str, item: str, raw: Mapping[str, str]) -> ItemRecord:
@@ -58,6 +61,7 @@ class ItemRecord:
             updated=float(raw.get("updated", 0)),
             deadline=float(raw["deadline"]) if raw.get("deadline") else None,
             held=raw.get("held") == "1",
+            version=raw.get("version") or None,
         )
 
     def as_dict(self) -> dict[str, Any]:

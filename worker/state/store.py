@@ -24,6 +24,7 @@ from worker.documents.keptcopy import compress_invoice, decompress_invoice, invo
 from worker.documents.names import is_name, is_run
 from worker.errors import InvoiceError
 from worker.state.connection import connect, redis_errors
+from worker.state.copies import KeptCopies
 from worker.state.keys import (
     TRACEPARENT_FIELD,
     State,
@@ -66,9 +67,14 @@ class StatusStore(RunReads):
         payloads: Mapping[str, bytes],
         *,
         chunk: int = 2000,
+        versions: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a run, its total first, then its items as queued and their invoices."""
+        """Record a run, its total first, then its items as queued and their invoices.
+
+        ``versions`` gives each invoice's copy version, recorded with its items: the
+        version they send (:mod:`worker.state.copies`)."""
         keys = self.keys
+        versions = versions or {}
         now = f"{time.time():.3f}"
         head: dict[str, str] = {
             "total": str(record.total),
@@ -94,6 +100,7 @@ class StatusStore(RunReads):
                         "number": number,
                         "export": record.exports[export_index],
                         "updated": now,
+                        **({"version": versions[number]} if number in versions else {}),
                     },
                 )
                 slot = by_export_field(export_index, State.QUEUED)
@@ -185,13 +192,19 @@ class StatusStore(RunReads):
         return blob
 
     def item_and_source(self, run: str, item: str) -> tuple[ItemRecord | None, bytes | None]:
-        """An item and its invoice's kept copy, in one round trip."""
+        """An item and the copy of its invoice it sends, in one round trip (two for an
+        item of a version that a correction has since replaced as the current copy)."""
         number = item_number(item)
+        # The item first: an item of a new version exists only once its copy is current,
+        # and a copy replaced in between is read from under its version (copies.py).
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.item(run, item))
         pipe.execute_command("GET", self.keys.payload(number), NEVER_DECODE=True)  # type: ignore[no-untyped-call]
-        raw, blob = cast(list[Any], self._call(pipe.execute))
+        pipe.hget(self.keys.invoice(number), "version")
+        raw, blob, current = cast(list[Any], self._call(pipe.execute))
         record = ItemRecord.from_hash(run, item, raw) if raw else None
+        if record is not None and record.version and current and record.version != current:
+            blob = KeptCopies(self.redis, prefix=self.keys.prefix).copy(number, record.version)
         return record, cast(bytes | None, blob)
 
     def _raw_get(self, key: str) -> bytes | None:

@@ -15,6 +15,7 @@ import worker.state.sessions
 from producer.operations.samples import sample_invoices
 from worker.documents.keptcopy import compress_invoice
 from worker.documents.names import RUN_PATTERN
+from worker.state.copies import KeptCopies
 from worker.state.groups import FIELDS, HEEROS_MARK, NUMBER_MARK, OTHER
 from worker.state.keys import (
     FINAL_RANK,
@@ -68,6 +69,9 @@ LAYOUT = {
     "t:payload:100001": "string",
     "t:payload:100002": "string",
     "t:payload:100003": "string",
+    "t:payload:100001:0123456789ab": "string",
+    "t:invoice:100001": "hash",
+    "t:invoice:100001:runs": "zset",
     "t:polls": "zset",
     "t:inflight": "zset",
     "t:metrics:invoices": "hash",
@@ -105,6 +109,10 @@ def _live_a_run(store: StatusStore) -> None:
         items,
         {i.number: compress_invoice(i) for i in invoices},
     )
+    copies = KeptCopies.for_store(store)
+    assert copies.claim("2026-11", {"100001": "0123456789ab"}) == {}
+    copies.record_runs(run, 1.0, ["100001"])
+    copies.replace("100001", compress_invoice(invoices[0]), "fedcba987654", period="2026-11")
     store.transition(run, "100001/0", State.SENDING, export_index=0)
     store.transition(run, "100001/0", State.SENT, export_index=0, poll=time.time() + 5)
     store.transition(run, "100001/0", State.EXPORTED, export_index=0, drop_poll=True)
@@ -203,7 +211,7 @@ def _documented() -> dict[str, str]:
 
 def test_the_table_documents_every_key_and_no_other() -> None:
     documented = _documented()
-    assert len(documented) == 28 + 5  # + a reconciliation's
+    assert len(documented) == 31 + 5  # + a reconciliation's
     matched: set[str] = set()
     for key, kind in LAYOUT.items():
         patterns = [pattern for pattern in documented if re.fullmatch(pattern, key)]
