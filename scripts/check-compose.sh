@@ -4,7 +4,10 @@
 # must fail, naming the variable, when any required secret is unset. The workers
 # must stay scalable (no container name, no host port). The monitoring profile
 # (Flower, Prometheus, Grafana) must render on its own, with pinned image tags,
-# ports on 127.0.0.1 only and every file it mounts present.
+# ports on 127.0.0.1 only and every file it mounts present. The rabbitmq profile
+# must start a pinned, health-checked RabbitMQ that the workers, the API and
+# Flower use once HEEROS_BROKER_URL names it, while the stack without it keeps
+# Redis as its broker.
 #
 # Installs Debian's docker-compose when it is missing and this runs as root;
 # also checks with `docker compose` (the plugin) when that is present.
@@ -13,7 +16,8 @@ cd "$(dirname "$0")/.."
 
 COMPOSE_FILE_PATH=docker-compose.yml
 REQUIRED=(HEEROS_CLIENT_KEY HEEROS_API_TOKEN)
-PROFILES=(--profile sandbox --profile monitoring --profile pools)
+PROFILES=(--profile sandbox --profile monitoring --profile pools --profile rabbitmq)
+RABBITMQ_BROKER_URL=amqp://guest:guest@rabbitmq:5672//
 
 if ! command -v docker-compose >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -142,6 +146,81 @@ elif python3 -c "$check_monitoring" <<<"$rendered"; then
   echo "ok: the monitoring profile runs pinned images on 127.0.0.1 with every file it mounts"
 else
   failures=$((failures + 1))
+fi
+
+# The rabbitmq profile: RabbitMQ itself, and who uses it. Without HEEROS_BROKER_URL
+# every service stays on Redis (the variable is passed on unset); with it, every
+# Celery client (workers, API, Flower) gets it, and only the profile starts RabbitMQ.
+check_rabbitmq='
+import re, sys, yaml
+mode, url = sys.argv[1], sys.argv[2]
+services = yaml.safe_load(sys.stdin.read())["services"]
+problems = []
+clients = ("worker", "worker-poll", "api", "flower")
+for name in clients:
+    env = services.get(name, {}).get("environment", {})
+    value = env.get("HEEROS_BROKER_URL")
+    if name not in services:
+        problems.append(f"no {name} service")
+    elif "HEEROS_BROKER_URL" not in env:
+        problems.append(f"{name} is not given HEEROS_BROKER_URL")
+    elif mode == "default" and value not in (None, ""):
+        problems.append(f"{name}: HEEROS_BROKER_URL is {value!r} by default")
+    elif mode == "rabbitmq" and value != url:
+        problems.append(f"{name} does not take HEEROS_BROKER_URL from the environment")
+for name, spec in services.items():
+    if "rabbitmq" in spec.get("profiles", []):
+        continue
+    depends = spec.get("depends_on", {})
+    if "rabbitmq" in depends:
+        problems.append(f"{name} depends on rabbitmq outside the rabbitmq profile")
+    if mode == "default" and re.search(r"amqps?://", yaml.safe_dump(spec)):
+        problems.append(f"{name} names an AMQP broker by default")
+rabbit = services.get("rabbitmq")
+if rabbit is None:
+    problems.append("no rabbitmq service")
+else:
+    if rabbit.get("profiles") != ["rabbitmq"]:
+        problems.append("rabbitmq is not in the rabbitmq profile alone")
+    image = rabbit.get("image", "")
+    if not re.fullmatch(r"rabbitmq:\d+\.\d+\.\d+-management", image):
+        problems.append(f"rabbitmq: image {image!r} is not pinned to a version tag")
+    if "rabbitmq-diagnostics" not in " ".join(rabbit.get("healthcheck", {}).get("test", [])):
+        problems.append("rabbitmq has no rabbitmq-diagnostics health check")
+    if not rabbit.get("hostname"):
+        problems.append("rabbitmq has no fixed hostname (its data lives under its node name)")
+    for port in rabbit.get("ports", []):
+        text = port if isinstance(port, str) else str(port.get("host_ip", ""))
+        if not str(text).startswith("127.0.0.1"):
+            problems.append(f"rabbitmq: port {port} is published beyond 127.0.0.1")
+if problems:
+    sys.exit("; ".join(problems))
+'
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  fail "python3 with PyYAML is needed to check the rabbitmq profile (apt-get install python3-yaml)"
+else
+  for mode in default rabbitmq; do
+    profile_args=()
+    broker=()
+    if [ "$mode" = rabbitmq ]; then
+      profile_args=(--profile rabbitmq)
+      broker=("HEEROS_BROKER_URL=$RABBITMQ_BROKER_URL")
+    fi
+    if ! rendered=$(env "${unset_all[@]}" -u HEEROS_BROKER_URL "${dummies[@]}" "${broker[@]}" \
+      docker-compose --env-file "$empty_env" -f "$COMPOSE_FILE_PATH" "${profile_args[@]}" \
+      config 2>"$output"); then
+      fail "docker-compose ${profile_args[*]:+${profile_args[*]} }config cannot render the file:"
+      cat "$output" >&2
+    elif python3 -c "$check_rabbitmq" "$mode" "$RABBITMQ_BROKER_URL" <<<"$rendered"; then
+      if [ "$mode" = default ]; then
+        echo "ok: without HEEROS_BROKER_URL every service keeps Redis as its broker"
+      else
+        echo "ok: the rabbitmq profile runs a pinned RabbitMQ that the workers, the API and Flower use"
+      fi
+    else
+      failures=$((failures + 1))
+    fi
+  done
 fi
 
 if [ "$failures" -ne 0 ]; then

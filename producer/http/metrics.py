@@ -24,7 +24,7 @@ from fastapi.responses import PlainTextResponse
 from producer.http.auth import bearer_matches
 from worker.celery.app import CeleryApp, create_app
 from worker.celery.queues import queue_lengths
-from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE
+from worker.celery.tasks import EXPRESS_QUEUE, POLL_QUEUE, SEND_QUEUE
 from worker.config.settings import Settings
 from worker.errors import TransientError
 from worker.state.metrics import Histogram, Metrics, MetricsSnapshot
@@ -33,7 +33,7 @@ from worker.state.store import StatusStore, open_store
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-QUEUES = (SEND_QUEUE, POLL_QUEUE)
+QUEUES = (EXPRESS_QUEUE, SEND_QUEUE, POLL_QUEUE)
 RUNS_WATCHED = 50
 """How many of the newest runs ``heeros_runs_in_progress`` looks at."""
 

@@ -140,6 +140,8 @@ class Rig:
     config_path: Path
     logs: Path
     env: dict[str, str]
+    broker_url: str | None = None
+    """The broker, when it is not the Redis of the status store (see :meth:`use_broker`)."""
     workers: dict[str, LocalProcess] = field(default_factory=dict)
     kills: int = 0
     redis_restarts: int = 0
@@ -157,8 +159,16 @@ class Rig:
     @property
     def settings(self) -> Settings:
         return Settings(
-            redis_url=self.redis_url, base_url=self.sandbox_url, export_config=self.config_path
+            redis_url=self.redis_url,
+            broker_url=self.broker_url,
+            base_url=self.sandbox_url,
+            export_config=self.config_path,
         )
+
+    def use_broker(self, url: str) -> None:
+        """Workers started from now on, and the closes, use the broker at ``url``."""
+        self.broker_url = url
+        self.env["HEEROS_BROKER_URL"] = url
 
     def store(self) -> StatusStore:
         # One client for the test; it connects again by itself after a Redis restart.

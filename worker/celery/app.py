@@ -12,13 +12,21 @@ from collections.abc import Sequence
 from typing import TypeAlias
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init
+from celery.signals import setup_logging, task_received, worker_init, worker_shutdown
 
 from worker.celery.broker import transport_for
 from worker.celery.heartbeat import PollHeartbeat
 from worker.celery.reconciliation import RECONCILE_TASK as RECONCILE_TASK  # registers the task
+from worker.celery.recovery import hold_received, leave
 from worker.celery.runtime import Runtime
-from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
+from worker.celery.tasks import (
+    EXPRESS_QUEUE,
+    POLL_QUEUE,
+    POLL_TASK,
+    SEND_QUEUE,
+    SEND_TASK,
+    SWEEP_TASK,
+)
 from worker.celery.tracing import start_worker_tracing
 from worker.config.settings import Settings, celery_broker_url
 from worker.logs import configure_logging
@@ -63,14 +71,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
     app.steps["worker"].add(PollHeartbeat)  # the tasks are registered by importing tasks.py
     # A worker traces as the OTEL_* variables say, set up once as it starts (no-op otherwise).
     worker_init.connect(start_worker_tracing, weak=False, dispatch_uid="heeros-tracing")
+    # The sends each worker holds, in the status store (see worker.celery.recovery).
+    task_received.connect(hold_received, weak=False, dispatch_uid="heeros-lease-hold")
+    worker_shutdown.connect(leave, weak=False, dispatch_uid="heeros-lease-leave")
     return app
 
 
 def run_worker(settings: Settings, arguments: Sequence[str] = ()) -> None:
-    """Run a worker on both queues, threads as its pool, with structured logs."""
+    """Run a worker on its three queues, threads as its pool, with structured logs."""
     app = create_app(settings)
     setup_logging.connect(_structured_logs, weak=False)
-    argv = ["worker", "-Q", f"{SEND_QUEUE},{POLL_QUEUE}", "-P", "threads"]
+    argv = ["worker", "-Q", f"{EXPRESS_QUEUE},{SEND_QUEUE},{POLL_QUEUE}", "-P", "threads"]
     app.worker_main(argv=[*argv, "-c", str(settings.concurrency), *arguments])
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from celery import bootsteps
 
+from worker.celery.recovery import keep_leases
 from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SWEEP_TASK
 from worker.state.store import StatusStore
 
@@ -60,7 +61,9 @@ def beat(
 
 
 class PollHeartbeat(bootsteps.StartStopStep):
-    """Beats each :data:`HEARTBEAT_S` in every worker, and writes its metrics at each beat."""
+    """Beats each :data:`HEARTBEAT_S` in every worker: writes its metrics, starts the
+    sweep and the polls, renews its lease and takes lapsed workers' sends back
+    (:mod:`worker.celery.recovery`)."""
 
     requires = ("celery.worker.components:Timer",)
 
@@ -81,6 +84,7 @@ class PollHeartbeat(bootsteps.StartStopStep):
         runtime: Runtime = parent.app.heeros_runtime
         runtime.metrics.flush()
         beat(parent.app, runtime.store)
+        keep_leases(parent.app, runtime)
 
 
 __all__ = ["HEARTBEAT_S", "SWEEP_EVERY_S", "PollHeartbeat", "TaskSender", "beat"]

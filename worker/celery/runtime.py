@@ -24,6 +24,7 @@ from worker.heeros.client import HeerosClient
 from worker.heeros.remote import Heeros
 from worker.logs import register_secret
 from worker.pipeline import Target, Timing
+from worker.state.leases import Leases, worker_id
 from worker.state.limiter import LimitedHeeros, Limits, TenantLimiter
 from worker.state.metrics import Metrics
 from worker.state.store import StatusStore, open_store
@@ -89,6 +90,15 @@ class Runtime:
         """Messages waiting in a Celery queue, asked of the broker (any kombu transport)."""
         with self.broker_connection() as connection:
             return message_counts(connection, [queue])[queue]
+
+    @cached_property
+    def worker_id(self) -> str:
+        """This process's name in the workers' leases, new at each start."""
+        return worker_id()
+
+    @cached_property
+    def leases(self) -> Leases:
+        return Leases.for_store(self.store)
 
     @cached_property
     def metrics(self) -> Metrics:

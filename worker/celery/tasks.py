@@ -34,6 +34,7 @@ from worker.errors import (
 )
 from worker.pipeline import Outcome, check_record, fail_item, send_invoice
 from worker.state.keys import State
+from worker.state.leases import delivery_of
 from worker.state.store import ItemRecord, StatusStore
 from worker.tracing import (
     ITEM,
@@ -51,6 +52,9 @@ SEND_TASK = "heeros.export_invoice"
 POLL_TASK = "heeros.poll_due"
 SWEEP_TASK = "heeros.sweep_stale"
 SEND_QUEUE = "heeros.send"
+EXPRESS_QUEUE = "heeros.express"
+"""Sends that go ahead of a big run's backlog: a dead worker's sends taken back.
+Workers take from it and from :data:`SEND_QUEUE` in turn."""
 POLL_QUEUE = "heeros.poll"
 POLL_FAN_OUT = 2
 """Poll tasks a full batch queues after itself."""
@@ -79,10 +83,27 @@ def retry_delay(retries: int, error: ExportError, *, base: float, cap: float) ->
 )
 def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0) -> str:
     """Send one invoice of a run to its export in Heeros."""
-    with task_span(self, "export_invoice", run, item) as current:
-        outcome = export_item(self, run, item, failures)
-        current.set_attribute(OUTCOME, outcome)
-        return outcome
+    try:
+        with task_span(self, "export_invoice", run, item) as current:
+            outcome = export_item(self, run, item, failures)
+            current.set_attribute(OUTCOME, outcome)
+            return outcome
+    finally:
+        release(self)
+
+
+def release(task: Task[Any, Any]) -> None:
+    """Strike the send's message from the worker's lease (:mod:`worker.celery.recovery`):
+    it ends here, acknowledged, or followed by its retry's own message."""
+    request = task.request
+    if request.id is None:
+        return
+    runtime = runtime_of(task)
+    try:
+        runtime.leases.release(runtime.worker_id, delivery_of(request.id, request.retries or 0))
+    except TransientError as error:
+        # Left in the lease: should the worker die, the item is looked at and skipped.
+        log.info("run=%s: a finished send stays in the worker's lease: %s", request.id, error)
 
 
 def export_item(task: Task[Any, Any], run: str, item: str, failures: int) -> str:
@@ -259,6 +280,7 @@ def sweep_stale(self: Task[Any, Any], limit: int = 500) -> int:
 
 
 __all__ = [
+    "EXPRESS_QUEUE",
     "POLL_QUEUE",
     "POLL_TASK",
     "SEND_QUEUE",
@@ -270,6 +292,7 @@ __all__ = [
     "export_item",
     "keep_trace",
     "poll_due",
+    "release",
     "retry_trace",
     "sweep_stale",
 ]

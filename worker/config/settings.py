@@ -154,7 +154,11 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(120.0, gt=0)
     """The longest delay between two retries."""
     visibility_timeout_s: int = Field(1800, ge=60)
-    """After this long an unacknowledged task is delivered again (Redis transport)."""
+    """After this long an unacknowledged task is delivered again (Redis transport): the
+    last resort. A dead worker's sends move again after ``recover_after_s``."""
+    recover_after_s: float = Field(15.0, ge=3, le=300)
+    """A worker that has not beaten for this long is taken for dead, and any live worker
+    queues again the sends it held (its lease in the status store)."""
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
     """Heeros is slow: its own client waits 15 s."""
@@ -211,6 +215,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"poll and retry intervals (up to {longest:g} s) must stay well below "
                 f"visibility_timeout_s ({self.visibility_timeout_s} s)"
+            )
+        if self.recover_after_s * 2 >= self.visibility_timeout_s:
+            raise ValueError(
+                f"recover_after_s ({self.recover_after_s:g} s) must stay well below "
+                f"visibility_timeout_s ({self.visibility_timeout_s} s): the visibility "
+                "timeout is the last resort, the leases the way back"
             )
         if self.confirm_deadline_s >= self.visibility_timeout_s:
             raise ValueError(

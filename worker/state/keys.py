@@ -54,6 +54,13 @@ worker takes for one interval::
 
     {p}:beat:sweep            str   the sweep of unheld items was started this interval
     {p}:beat:poll             str   a poll task was started this heartbeat
+    {p}:beat:recover          str   the lapsed workers' leases were looked at this interval
+
+Who holds which send (:mod:`worker.state.leases`); a worker ``W`` is named by its
+host, pid and a random part, new at each start::
+
+    {p}:workers               zset  worker -> its last beat
+    {p}:lease:W               hash  "TASK-ID RETRIES" -> "R ITEM FAILURES DUE", a send it holds
 
 The dashboard's sessions and its limits on logging in (:mod:`worker.state.sessions`);
 a session is named by the SHA-256 of its cookie's id, never by the id, and a client
@@ -128,6 +135,8 @@ POLL_SEPARATOR = " "
 BY_EXPORT_SEPARATOR = ":"
 TRACEPARENT_FIELD = "traceparent"
 """The field of an item's hash that keeps its trace context (only while tracing)."""
+WORKER_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,80}")
+"""A worker id (:func:`worker.state.leases.worker_id`): nothing a key could be split at."""
 RECONCILE_LANE = "reconcile"
 """The suffix of the limiter lane a reconciliation's look-ups pass: ``TENANT.reconcile``."""
 
@@ -310,6 +319,17 @@ class Keys:
     def limiter(self, tenant: str) -> LimiterKeys:
         base = f"{self.prefix}:limit:{tenant}"
         return LimiterKeys(inflight=f"{base}:inflight", rate=f"{base}:rate", pause=f"{base}:pause")
+
+    @property
+    def workers(self) -> str:
+        """Every live worker (and a dead one until its lease is taken back), by last beat."""
+        return f"{self.prefix}:workers"
+
+    def lease(self, worker: str) -> str:
+        """The sends one worker holds."""
+        if not WORKER_PATTERN.fullmatch(worker):
+            raise InvoiceError(f"worker {worker[:40]!r} is not a worker id")
+        return f"{self.prefix}:lease:{worker}"
 
     def beat(self, name: str) -> str:
         """The lock one worker's heartbeat takes for an interval (``"sweep"``, ``"poll"``)."""

@@ -7,9 +7,6 @@ runs in a virtual host of its own on the local RabbitMQ, deleted afterwards.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from celery import Celery
 from kombu import Producer, Queue
 
 from producer.cli.localservices import LocalProcess, redis_server_available, start_redis
+from tests.rabbitmq import rabbitmq_vhost
 from worker.celery.app import create_app
 from worker.celery.publisher import publish_tasks
 from worker.celery.queues import queue_lengths
@@ -118,27 +116,11 @@ def purge(app: Celery) -> None:
             connection.default_channel.queue_purge(queue)
 
 
-def _rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 @pytest.fixture
 def rabbitmq_url() -> Iterator[str]:
-    """A virtual host of its own on the local RabbitMQ (guest/guest), deleted afterwards."""
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("RabbitMQ is not installed")
-    vhost = f"heeros-test-{uuid.uuid4().hex[:10]}"
-    added = _rabbitmqctl("add_vhost", vhost)
-    if added.returncode != 0:
-        pytest.skip(f"RabbitMQ is not running: {added.stderr.strip()[:200]}")
-    try:
-        allowed = _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        assert allowed.returncode == 0, allowed.stderr
-        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
+    """A virtual host of its own on the local RabbitMQ, deleted afterwards."""
+    with rabbitmq_vhost() as url:
+        yield url
 
 
 @pytest.mark.integration

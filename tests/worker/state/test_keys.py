@@ -28,6 +28,7 @@ from worker.state.keys import (
     split_by_export_field,
     split_item,
 )
+from worker.state.leases import Held, Leases
 from worker.state.limiter import Limits, TenantLimiter
 from worker.state.metrics import Metrics
 from worker.state.reconciliations import (
@@ -84,6 +85,9 @@ LAYOUT = {
     "t:limit:OFF-CUST:pause": "string",
     "t:beat:sweep": "string",
     "t:beat:poll": "string",
+    "t:beat:recover": "string",
+    "t:workers": "zset",
+    "t:lease:host-7-0a1b2c3d": "hash",
     "t:recons": "zset",
     "t:recon:2026-11-R001": "hash",
     "t:recon:2026-11-R001:plan": "hash",
@@ -128,6 +132,10 @@ def _live_a_run(store: StatusStore) -> None:
     metrics.count_retry("send")
     assert store.claim_beat("sweep", 30)
     assert store.claim_beat("poll", 0.9)
+    assert store.claim_beat("recover", 5)
+    leases = Leases.for_store(store)
+    leases.renew("host-7-0a1b2c3d", time.time())
+    leases.hold("host-7-0a1b2c3d", "task-1 0", Held(run, "100002/1"), now=time.time())
     reconciliations = Reconciliations.for_store(store)
     reconciliation = reconciliations.next_id("2026-11")
     reconciliations.create(
@@ -211,7 +219,7 @@ def _documented() -> dict[str, str]:
 
 def test_the_table_documents_every_key_and_no_other() -> None:
     documented = _documented()
-    assert len(documented) == 31 + 5  # + a reconciliation's
+    assert len(documented) == 34 + 5  # + a reconciliation's
     matched: set[str] = set()
     for key, kind in LAYOUT.items():
         patterns = [pattern for pattern in documented if re.fullmatch(pattern, key)]
