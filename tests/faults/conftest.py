@@ -4,7 +4,8 @@ Each test gets its own ``redis-server`` with AOF on (so it can be stopped and
 started again on the same port and data directory), the session's sandbox
 reset to known knobs, and worker processes it can SIGKILL and start again.
 Workers get a visibility timeout of 60 s and a sweep after 20 s, so that a
-message lost with a killed worker comes back within the test. The Sentinel
+message lost with Redis itself comes back within the test; the worker-kill
+scenarios (test_recovery.py) use the defaults, and the workers' leases. The Sentinel
 scenario's :class:`SentinelRig` has a primary, a replica and three sentinels
 instead, reached through Sentinel only.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -463,48 +463,6 @@ class Supervisor(threading.Thread):
         self.join(90)
 
 
-class Killer(threading.Thread):
-    """SIGKILLs one of the rig's workers at random moments, and starts it again each time."""
-
-    def __init__(
-        self,
-        rig: Rig,
-        run: str,
-        *,
-        kills: int,
-        every: tuple[float, float],
-        seed: int,
-        slots: Sequence[str],
-    ) -> None:
-        super().__init__(name="killer", daemon=True)
-        self.rig = rig
-        self.run_id = run
-        self.kills = kills
-        self.every = every
-        self.random = random.Random(seed)
-        self.slots = list(slots)
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-        self.moments: list[tuple[float, int]] = []
-        """When each kill came (seconds in) and how many sends were still queued then."""
-
-    def run(self) -> None:
-        started = time.monotonic()
-        try:
-            for _ in range(self.kills):
-                if self.done.wait(self.random.uniform(*self.every)):
-                    return
-                slot = self.random.choice(self.slots)
-                summary = self.rig.summary(self.run_id)
-                queued = summary.counts[State.QUEUED.value] if summary else -1
-                self.moments.append((round(time.monotonic() - started, 1), queued))
-                self.rig.kill_worker(slot)
-        except BaseException as error:  # reported by the test
-            self.error = error
-        finally:
-            self.done.set()
-
-
 @pytest.fixture(scope="session")
 def fault_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fault-logs")
@@ -802,7 +760,6 @@ __all__ = [
     "TENANT",
     "Audit",
     "Figures",
-    "Killer",
     "Rig",
     "SentinelRig",
     "Supervisor",

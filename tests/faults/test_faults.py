@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from producer.operations.samples import sample_invoices
-from tests.faults.conftest import Audit, Killer, Rig, Supervisor, audit, figures
+from tests.faults.conftest import Audit, Rig, Supervisor, audit, figures
 from worker.errors import MESSAGE_LOGIN_FAILED, MESSAGE_SEND_REFUSED
 from worker.state.keys import State
 
@@ -80,32 +80,6 @@ def _assert_whole(rig: Rig, result: Audit, *, expect_in_heeros: bool = True) -> 
     assert summary.exported == result.heeros_confirmed, (
         f"the run counts {summary.exported} exported, Heeros holds {result.heeros_confirmed}"
     )
-
-
-def test_workers_killed_at_random_moments(rig: Rig) -> None:
-    # Few threads and a slow Heeros keep sends under way for most of the kills.
-    rig.knobs(latency_ms=100)
-    rig.env.update(HEEROS_CONCURRENCY="6")
-    rig.start_worker("w1")
-    rig.start_worker("w2")
-    invoices = list(sample_invoices(1500))
-    started = rig.close_period(invoices)
-    began = time.monotonic()
-    killer = Killer(rig, started.run, kills=5, every=(1.0, 2.5), seed=20261130, slots=["w1", "w2"])
-    killer.start()
-    killer.join(180)
-    summary = rig.wait_final(started.run, timeout=240)
-    seconds = time.monotonic() - began
-    result = audit(rig, started.run, invoices)
-    shown = figures(rig, "worker-sigkill", result, invoices=len(invoices), seconds=seconds)
-    shown.emit()
-
-    assert killer.error is None, f"killing or restarting a worker failed: {killer.error!r}"
-    assert rig.kills == 5, f"only {rig.kills} kills happened"
-    # Most kills hit the run while sends were still waiting or under way.
-    assert sum(1 for _, queued in killer.moments if queued > 0) >= 3, killer.moments
-    _assert_whole(rig, result)
-    assert summary is not None and summary.exported == 1500
 
 
 # While sends are under way, a send task meets the restart; while only polls are left, a

@@ -4,18 +4,29 @@ Delivery is at least once (late acknowledgement, rejection when a worker is
 lost); the idempotency key and the recorded Heeros id make a repeat harmless.
 Every countdown stays well below the broker's visibility timeout, which is set
 explicitly (see :class:`worker.config.settings.Settings`).
+
+On RabbitMQ the app declares its queues (:func:`worker.celery.broker.declared_queues`):
+quorum queues unless ``HEEROS_RABBITMQ_QUEUE_TYPE=classic``. On quorum queues Celery
+holds a countdown in RabbitMQ (native delayed delivery, in whole seconds:
+:class:`ExporterCelery`) and publishes with confirms, so that a task the broker did not
+take is an error rather than a loss.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import TypeAlias
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
 
 from celery import Celery
+from celery.app.amqp import AMQP, Queues
+from celery.result import AsyncResult
 from celery.signals import setup_logging, task_received, worker_init, worker_shutdown
 
-from worker.celery.broker import transport_for
+from worker.celery.broker import QUORUM, declared_queues, transport_for
 from worker.celery.heartbeat import PollHeartbeat
+from worker.celery.reconciliation import RECONCILE_QUEUE
 from worker.celery.reconciliation import RECONCILE_TASK as RECONCILE_TASK  # registers the task
 from worker.celery.recovery import hold_received, leave
 from worker.celery.runtime import Runtime
@@ -34,10 +45,77 @@ from worker.logs import configure_logging
 CeleryApp: TypeAlias = Celery
 """The app's type, for code outside this package that takes an app."""
 
+QUEUES = (EXPRESS_QUEUE, SEND_QUEUE, POLL_QUEUE, RECONCILE_QUEUE)
+"""Every queue of the exporter, as declared on RabbitMQ."""
+
+
+class DeclaredQueues(Queues):
+    """Celery's queues, where adding a declared queue by its name keeps its declaration.
+
+    Celery's ``select_add("name")`` puts a new classic queue of that name in place of
+    the one ``task_queues`` declares: a worker that takes the reconcile queue as it
+    starts would declare it classic beside the quorum ones (and be refused where it
+    exists as a quorum queue).
+    """
+
+    def select_add(self, queue: Any, **kwargs: Any) -> Any:
+        if isinstance(queue, str) and not kwargs and queue in self:
+            queue = self[queue]
+        return super().select_add(queue, **kwargs)
+
+
+class ExporterAMQP(AMQP):
+    """Celery's AMQP helpers, with :class:`DeclaredQueues`."""
+
+    queues_cls = DeclaredQueues
+
+
+class ExporterCelery(Celery):
+    """Celery, with countdowns in whole seconds up when they go through RabbitMQ's
+    native delayed delivery (quorum queues), and :class:`DeclaredQueues`.
+
+    Celery routes a countdown there as ``int(countdown)`` seconds and refuses one under
+    a second (a ``ValueError`` from kombu's routing key): a retry held back 0.3 s would
+    fail to publish, and one of 2.7 s would come 0.7 s early, held in the worker's memory
+    until its time. Rounded up, it is neither.
+    """
+
+    amqp_cls = "worker.celery.app:ExporterAMQP"
+    whole_second_delays = False
+    """Set by :func:`create_app` when the app's queues are quorum queues."""
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        *more: Any,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        if self.whole_second_delays:
+            countdown, eta = whole_seconds(countdown, eta)
+        return super().send_task(name, args, kwargs, countdown, eta, *more, **options)
+
+
+def whole_seconds(
+    countdown: float | None, eta: datetime | None, *, now: datetime | None = None
+) -> tuple[float | None, datetime | None]:
+    """A delay as whole seconds, rounded up: a countdown, or an ETA turned into one."""
+    if eta is not None:
+        moment = now or datetime.now(UTC)
+        if eta.tzinfo is None:
+            eta = eta.replace(tzinfo=UTC)
+        countdown, eta = (eta - moment).total_seconds(), None
+    if countdown is None or countdown <= 0:
+        return None, None
+    return float(math.ceil(countdown)), None
+
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
     """The Celery app of the exporter, configured from ``settings``."""
-    app = Celery("heeros", set_as_current=True)
+    app = ExporterCelery("heeros", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker,
         broker_transport=transport_for(settings.broker),
@@ -58,6 +136,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
             SEND_TASK: {"queue": SEND_QUEUE},
             POLL_TASK: {"queue": POLL_QUEUE},
             SWEEP_TASK: {"queue": POLL_QUEUE},
+            RECONCILE_TASK: {"queue": RECONCILE_QUEUE},
         },
         worker_prefetch_multiplier=1,
         # Events cost a fifth of a worker's CPU; Flower and celery-exporter switch them on
@@ -67,6 +146,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
         worker_hijack_root_logger=False,
         enable_utc=True,
     )
+    queues = declared_queues(settings.broker, settings.rabbitmq_queue_type, QUEUES)
+    if queues is not None:
+        app.conf.task_queues = queues
+    if queues is not None and settings.rabbitmq_queue_type == QUORUM:
+        # A publish returns once the queue's replicas have the message: one not taken
+        # is an error, not a silent loss (Celery's advice for quorum queues).
+        app.conf.broker_transport_options = {
+            **app.conf.broker_transport_options,
+            "confirm_publish": True,
+        }
+        app.whole_second_delays = True
     app.heeros_runtime = runtime or Runtime(settings)  # type: ignore[attr-defined]
     app.steps["worker"].add(PollHeartbeat)  # the tasks are registered by importing tasks.py
     # A worker traces as the OTEL_* variables say, set up once as it starts (no-op otherwise).
@@ -110,4 +200,14 @@ def __getattr__(name: str) -> Celery:
     raise AttributeError(name)
 
 
-__all__ = ["CeleryApp", "create_app", "ping_node", "run_worker"]
+__all__ = [
+    "QUEUES",
+    "CeleryApp",
+    "DeclaredQueues",
+    "ExporterAMQP",
+    "ExporterCelery",
+    "create_app",
+    "ping_node",
+    "run_worker",
+    "whole_seconds",
+]

@@ -18,14 +18,26 @@ A broker behind Redis Sentinel (``HEEROS_BROKER_URL`` or ``HEEROS_REDIS_URL`` wr
 (:meth:`worker.config.settings.SentinelURL.celery_url`) and gets :class:`SentinelTransport`:
 the same repairs over kombu's Sentinel channel, which asks the sentinels for the primary
 on every new connection and so follows a failover when Celery reconnects.
+
+On RabbitMQ (``amqp://``, ``amqps://``) the exporter declares its queues itself
+(:func:`declared_queues`): quorum queues by default, replicated over a cluster's nodes,
+on a topic exchange ``heeros``, so that Celery's native delayed delivery carries every
+countdown (a retry, a send taken back from a dead worker) in RabbitMQ rather than in a
+worker's memory; or, with ``HEEROS_RABBITMQ_QUEUE_TYPE=classic``, the classic queues
+Celery declares by default. A queue that exists on the broker with other arguments (a
+classic queue where a quorum one is declared, or the reverse) is refused by RabbitMQ
+with ``PRECONDITION_FAILED``; :class:`ExporterQueue` says what to do about it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from amqp.exceptions import PreconditionFailed
+from kombu import Exchange, Queue
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -142,15 +154,161 @@ def transport_for(url: str) -> str | None:
     return TRANSPORT if scheme in ("redis", "rediss") else None
 
 
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+"""The broker URL schemes of RabbitMQ."""
+
+QUORUM = "quorum"
+CLASSIC = "classic"
+
+EXCHANGE = "heeros"
+"""The topic exchange of the quorum queues (native delayed delivery needs a topic exchange;
+Celery's default, one direct exchange per queue, is kept for classic queues)."""
+
+QUORUM_SINCE = (3, 10)
+"""The first RabbitMQ with quorum queues that Celery's native delayed delivery can use
+(at-least-once dead-lettering)."""
+
+SETTING = "HEEROS_RABBITMQ_QUEUE_TYPE"
+
+
+def is_amqp(url: str) -> bool:
+    """Whether the broker URL names RabbitMQ."""
+    return urlsplit(url).scheme.lower() in AMQP_SCHEMES
+
+
+class ExporterQueue(Queue):
+    """A queue of the exporter on RabbitMQ, whose refused declaration says what to do.
+
+    RabbitMQ cannot change a queue's type in place: declaring a quorum queue where a
+    classic one of that name exists (a virtual host the exporter used before it declared
+    quorum queues), or the reverse, fails with ``PRECONDITION_FAILED``. The error keeps
+    its type and code (Celery and kombu treat it as before) and names the way out. A
+    quorum queue declared on a RabbitMQ older than :data:`QUORUM_SINCE` is refused the
+    same way, before anything is declared.
+    """
+
+    def queue_declare(
+        self, nowait: bool = False, passive: bool = False, channel: Any = None
+    ) -> Any:
+        if not passive:
+            _check_version(self, channel or self.channel)
+        try:
+            return super().queue_declare(nowait=nowait, passive=passive, channel=channel)
+        except PreconditionFailed as error:
+            if "inequivalent arg" not in str(error.reply_text or ""):
+                raise
+            raise PreconditionFailed(
+                mismatch(self.name, queue_type(self), str(error.reply_text)),
+                method_sig=error.method_sig,
+                reply_code=error.reply_code,
+            ) from error
+
+    def bind_to(
+        self,
+        exchange: Any = "",
+        routing_key: str = "",
+        arguments: Any = None,
+        nowait: bool = False,
+        channel: Any = None,
+    ) -> Any:
+        # A binding besides the queue's own is Celery's native delayed delivery: a worker
+        # binds every queue of the app as it starts, those it does not consume too, which
+        # on a new virtual host may not exist yet (a polling pool started first).
+        if routing_key != self.routing_key:
+            self.queue_declare(channel=channel)
+        return super().bind_to(
+            exchange, routing_key, arguments=arguments, nowait=nowait, channel=channel
+        )
+
+
+def queue_type(queue: Queue) -> str:
+    """The type a queue is declared with: quorum or classic."""
+    return str((queue.queue_arguments or {}).get("x-queue-type") or CLASSIC)
+
+
+def mismatch(name: str, declared: str, reply: str) -> str:
+    """What a refused declaration of queue ``name`` as ``declared`` means, and what to do."""
+    other = CLASSIC if declared == QUORUM else QUORUM
+    return (
+        f"RabbitMQ refused queue {name!r} as a {declared} queue: the virtual host already "
+        f"has a queue of that name with other arguments, most likely a {other} queue "
+        f"({reply}). Either set {SETTING}={other} on every worker and command to keep "
+        f"the existing queues, or, once they are empty, delete the exporter's queues "
+        f"(heeros.*) and start the workers again; deploy/README.md, 'Choosing a broker'"
+    )
+
+
+def _check_version(queue: Queue, channel: Any) -> None:
+    if queue_type(queue) != QUORUM:
+        return
+    connection = getattr(channel, "connection", None)
+    properties = getattr(connection, "server_properties", None) or {}
+    version = properties.get("version")
+    if isinstance(version, bytes):
+        version = version.decode("ascii", "replace")
+    release = _release(str(version or ""))
+    if release is not None and release < QUORUM_SINCE:
+        raise PreconditionFailed(
+            f"RabbitMQ {version} cannot carry the exporter's quorum queues (they need "
+            f"{'.'.join(map(str, QUORUM_SINCE))} or later): set {SETTING}={CLASSIC}, or "
+            "upgrade RabbitMQ",
+            reply_code=406,
+        )
+
+
+def _release(version: str) -> tuple[int, int] | None:
+    parts = version.split(".")
+    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def declared_queues(url: str, kind: str, names: Iterable[str]) -> list[Queue] | None:
+    """The queues to declare on the broker at ``url`` (Celery's ``task_queues``), or None
+    for a Redis broker, where Celery's defaults stay.
+
+    ``kind`` quorum: durable quorum queues bound to the topic exchange :data:`EXCHANGE`
+    by their names. ``kind`` classic: what Celery declares when it has no ``task_queues``
+    (a durable direct exchange per queue, named after it), so that a virtual host that
+    already holds them keeps working unchanged.
+    """
+    if not is_amqp(url):
+        return None
+    if kind == QUORUM:
+        exchange = Exchange(EXCHANGE, type="topic", durable=True)
+        return [
+            ExporterQueue(
+                name, exchange, routing_key=name, queue_arguments={"x-queue-type": QUORUM}
+            )
+            for name in names
+        ]
+    if kind == CLASSIC:
+        return [
+            ExporterQueue(name, Exchange(name, type="direct", durable=True), routing_key=name)
+            for name in names
+        ]
+    raise ValueError(f"{SETTING} is {QUORUM} or {CLASSIC}, not {kind!r}")
+
+
 __all__ = [
+    "AMQP_SCHEMES",
+    "CLASSIC",
+    "EXCHANGE",
     "PRIMARY_CONNECT_TIMEOUT_S",
+    "QUORUM",
+    "QUORUM_SINCE",
     "SENTINEL_ASK_TIMEOUT_S",
     "SENTINEL_TRANSPORT",
     "TRANSPORT",
     "Channel",
+    "ExporterQueue",
     "SentinelChannel",
     "SentinelTransport",
     "Transport",
+    "declared_queues",
+    "is_amqp",
     "master_and_db",
+    "mismatch",
+    "queue_type",
     "transport_for",
 ]

@@ -161,7 +161,7 @@ def take_reconcile_queue(sender: str, instance: Any, **_: object) -> None:
     """A worker that takes the poll queue takes the reconcile queue too."""
     queues = instance.app.amqp.queues
     if POLL_QUEUE in queues.consume_from:
-        queues.select_add(RECONCILE_QUEUE)
+        queues.select_add(queues[RECONCILE_QUEUE])  # the queue as declared (quorum)
 
 
 __all__ = [

@@ -8,9 +8,13 @@ to Celery's worker:
   retry waiting for its due time) until its task ends (the task strikes it out);
 - every heartbeat renews the worker's beat, and once every :data:`RECOVER_EVERY_S`
   one worker of all looks for lapsed ones (:func:`keep_leases`);
-- a lapsed worker's unfinished sends are queued again on :data:`EXPRESS_QUEUE`, ahead
+- a lapsed worker's unfinished sends are queued again on the express queue, ahead
   of any big run's backlog, a retry with the time it had left (:func:`recover_lapsed`);
-- a worker stopped gracefully gives its lease up (:func:`leave`).
+- a worker stopped gracefully gives its lease up (:func:`leave`);
+- on the Redis broker, the same look finds the sends no lease names: a worker killed
+  between taking a message off the queue and writing it down
+  (:mod:`worker.celery.orphans`). RabbitMQ gives a dead consumer's messages back by
+  itself.
 
 Nothing here raises into Celery: a store that cannot be reached costs the lease (the
 visibility timeout and the sweep remain), never a task.
@@ -20,10 +24,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from worker.celery.tasks import EXPRESS_QUEUE, SEND_TASK
-from worker.state.keys import State
+from worker.celery.orphans import reclaim_lost, reclaim_orphans
+from worker.celery.requeue import SendApp, queue_again
+from worker.celery.tasks import SEND_TASK
 from worker.state.leases import Held, delivery_of
 
 if TYPE_CHECKING:
@@ -36,12 +41,6 @@ RECOVER_EVERY_S = 5.0
 ``HEEROS_RECOVER_AFTER_S``)."""
 
 RECOVER_BEAT = "recover"
-
-
-class SendApp(Protocol):
-    """What recovery needs of the Celery app."""
-
-    def send_task(self, name: str, *args: Any, **options: Any) -> Any: ...
 
 
 def hold_received(sender: Any = None, request: Any = None, **_: Any) -> None:
@@ -73,7 +72,11 @@ def keep_leases(app: SendApp, runtime: Runtime, *, now: float | None = None) -> 
         every = min(RECOVER_EVERY_S, runtime.settings.recover_after_s / 3)
         if not runtime.store.claim_beat(RECOVER_BEAT, every):
             return 0
-        return recover_lapsed(app, runtime, now=now)
+        return (
+            recover_lapsed(app, runtime, now=now)
+            + reclaim_orphans(app, runtime, now=now)
+            + reclaim_lost(app, runtime, now=now)
+        )
     except Exception:
         log.warning("leases not kept this beat: Redis or broker unavailable", exc_info=True)
         return 0
@@ -89,7 +92,7 @@ def recover_lapsed(app: SendApp, runtime: Runtime, *, now: float) -> int:
         if worker == runtime.worker_id:
             continue
         held = leases.held(worker)
-        again = _queue_again(app, runtime, list(held.values()), now=now)
+        again = queue_again(app, runtime, list(held.values()), now=now)
         leases.take_back(worker, list(held), before=before)
         queued += again
         log.warning(
@@ -98,31 +101,6 @@ def recover_lapsed(app: SendApp, runtime: Runtime, *, now: float) -> int:
             again,
             len(held),
         )
-    return queued
-
-
-def _queue_again(app: SendApp, runtime: Runtime, held: list[Held], *, now: float) -> int:
-    """Queue each held send whose item is unfinished; a sent one is polled instead."""
-    store = runtime.store
-    records = store.records([(one.run, one.item) for one in held])
-    queued = 0
-    seen: set[tuple[str, str]] = set()
-    for one, record in zip(held, records, strict=True):
-        if record is None or record.state.final or (one.run, one.item) in seen:
-            continue
-        seen.add((one.run, one.item))
-        if record.state is State.SENT:
-            if not store.has_poll(one.run, one.item):
-                store.schedule_poll(one.run, one.item, now)
-            continue
-        app.send_task(
-            SEND_TASK,
-            args=(one.run, one.item),
-            kwargs={"failures": one.failures},
-            countdown=max(0.0, one.due - now),
-            queue=EXPRESS_QUEUE,
-        )
-        queued += 1
     return queued
 
 

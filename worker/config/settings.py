@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -174,6 +175,10 @@ class Settings(BaseSettings):
     """An unfinished item untouched this long is queued again (0: visibility timeout + 2 min)."""
     task_events: bool = False
     """Send Celery task events from the start (monitors switch them on when they run)."""
+    rabbitmq_queue_type: Literal["quorum", "classic"] = "quorum"
+    """The type of the queues the exporter declares on a RabbitMQ broker: ``quorum``
+    (replicated, RabbitMQ 3.10 or later), or ``classic`` for a virtual host that already
+    holds the exporter's queues as classic queues. Redis brokers ignore it."""
     api_token: SecretStr | None = None
     """The bearer token the producer's HTTP API and dashboard require (16 characters or more);
     blank is the same as unset."""

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,7 @@ from celery.worker.request import Request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.cli.localservices import LocalProcess, redis_server_available, start_redis
+from producer.cli.localservices import LocalProcess
 from worker.celery.app import create_app
 from worker.celery.publisher import args_repr, publish_tasks
 from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE, SEND_TASK
@@ -31,18 +29,6 @@ from worker.errors import TransientError
 
 PER_MESSAGE = {"id", "root_id", "argsrepr"}
 """The headers that differ from one message to the next."""
-
-
-@pytest.fixture(scope="module")
-def redis_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
-    if not redis_server_available():
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed (scripts/ensure-system.sh installs it)")
-        pytest.skip("redis-server is not installed")
-    folder: Path = tmp_path_factory.mktemp("broker")
-    server = start_redis(data_dir=folder, log_dir=folder)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

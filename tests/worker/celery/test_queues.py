@@ -6,16 +6,14 @@ runs in a virtual host of its own on the local RabbitMQ, deleted afterwards.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 from celery import Celery
 from kombu import Producer, Queue
 
-from producer.cli.localservices import LocalProcess, redis_server_available, start_redis
+from producer.cli.localservices import LocalProcess
 from tests.rabbitmq import rabbitmq_vhost
 from worker.celery.app import create_app
 from worker.celery.publisher import publish_tasks
@@ -23,18 +21,6 @@ from worker.celery.queues import queue_lengths
 from worker.celery.tasks import POLL_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.config.settings import Settings
 from worker.errors import TransientError
-
-
-@pytest.fixture(scope="module")
-def redis_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalProcess]:
-    if not redis_server_available():
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed (scripts/ensure-system.sh installs it)")
-        pytest.skip("redis-server is not installed")
-    folder: Path = tmp_path_factory.mktemp("broker")
-    server = start_redis(data_dir=folder, log_dir=folder)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
