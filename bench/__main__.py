@@ -1,9 +1,10 @@
-"""All four benchmarks, in order, and their results table: ``python -m bench [--quick]``.
+"""All six benchmarks, in order, and their results table: ``python -m bench [--quick]``.
 
 1. period close (:mod:`bench.close`), 2. end to end at 200 ms latency
 (:mod:`bench.e2e`), 3. the zero-latency ceiling (:mod:`bench.ceiling`),
 4. the aggregator (:mod:`bench.aggregator`), 5. a reconciliation beside an export
-(:mod:`bench.reconcile`). Each measures the product and its
+(:mod:`bench.reconcile`), 6. fairness: a small period beside a big one, and two
+tenants' big periods (:mod:`bench.fairness`). Each measures the product and its
 peers in the same run, on its own private Redis and sandbox, and prints its
 table as soon as it is done. The full run writes ``bench/results.md``: the
 machine (``nproc``, load average at start and end), every table with its
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import aggregator, ceiling, close, e2e, reconcile
+from bench import aggregator, ceiling, close, e2e, fairness, reconcile
 from bench.report import Table, cell, invocation
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -33,6 +34,7 @@ BENCHMARKS: tuple[tuple[str, str, Callable[..., Table]], ...] = (
     ("ceiling", "3. Zero-latency ceiling", ceiling.benchmark),
     ("aggregator", "4. Aggregator", aggregator.benchmark),
     ("reconcile", "5. Reconciliation beside an export", reconcile.benchmark),
+    ("fairness", "6. Fairness", fairness.benchmark),
 )
 
 
@@ -124,7 +126,7 @@ def document(
         f"| commit | {revision()} |",
         f"| command | `{invocation()}` |",
         "",
-        "## Targets (issue 8)",
+        "## Targets (issues 8 and 17)",
         "",
         *targets(tables),
         "",

@@ -47,7 +47,7 @@ from producer.operations.views import (
 )
 from worker.celery.app import CeleryApp
 from worker.config import ExportConfig
-from worker.errors import InvoiceError, Kind
+from worker.errors import InvoiceError
 from worker.state.aggregator import (
     RunSummary,
     failure_groups,
@@ -311,16 +311,8 @@ def of_period(intake: Intake, period: str) -> tuple[list[KeptInvoice], list[Reje
 
 
 def _per_export(summary: RunSummary) -> dict[str, int]:
-    """The run's items per export. An invoice of no export is recorded as failed under the
-    run's first export, though it went to none: it is not counted there."""
-    per_export = {name: sum(counts.values()) for name, counts in summary.by_export.items()}
-    nowhere = summary.kinds.get(Kind.NO_EXPORT.value, 0)
-    first = summary.exports[0] if summary.exports else None
-    if nowhere and first in per_export:
-        per_export[first] -= nowhere
-        if per_export[first] <= 0:
-            del per_export[first]
-    return per_export
+    """The run's items per export (an invoice of no export is counted under none)."""
+    return {name: sum(counts.values()) for name, counts in summary.by_export.items()}
 
 
 __all__ = [

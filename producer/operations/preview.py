@@ -17,7 +17,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.operations.runs import KeptInvoice, Rejected, RunInvoice, kept, plan_items
+from producer.operations.runs import (
+    KeptInvoice,
+    Rejected,
+    RunInvoice,
+    kept,
+    plan_items,
+    record_rejection,
+    rejected_numbers,
+    without_export,
+)
 from worker.config import ExportConfig
 from worker.config.sections import Export
 from worker.documents.finvoice import render_document
@@ -25,7 +34,7 @@ from worker.documents.keptcopy import invoice_source
 from worker.errors import ConfigError, InvoiceError, PermanentError
 from worker.heeros.wire import send_request
 from worker.pipeline import idempotency_key
-from worker.state.keys import State, item_id
+from worker.state.keys import State
 from worker.state.store import RunRecord, StatusStore
 
 HEEROS_MAX_BODY_BYTES = 12_000_000
@@ -84,6 +93,7 @@ def preview_run(
     refused = list(rejected)
     copies = {invoice.number: invoice for invoice in kept(invoices)}
     exports, items, warnings = plan_items(config, list(copies.values()))
+    refused += without_export(config, list(copies.values()))
     # The folders first: one that cannot be written refuses the preview before any run
     # is recorded, so none is left running.
     folders: dict[str, str] = {}
@@ -105,6 +115,7 @@ def preview_run(
             exports=exports or [""],
             preview=True,
             label=f"preview {period}",
+            extra={"invoices": str(len(copies) + len(rejected_numbers(refused, invoices)))},
         ),
         items,
         {},  # built from the copies in hand: a preview keeps none, nor replaces any kept
@@ -124,7 +135,7 @@ def preview_run(
         store.transition(run, item, State.PREVIEW, export_index=index, bytes=str(size))
     for rejection in refused:
         failed += 1
-        _fail(store, run, item_id(rejection.number, 0), 0, rejection.number, rejection.error)
+        record_rejection(store, run, rejection)
     return PreviewResult(
         run=run,
         total=len(items) + len(refused),

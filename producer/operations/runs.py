@@ -17,7 +17,7 @@ from producer.operations.corrections import admit
 from producer.operations.runinvoices import KeptInvoice, Rejected, RunInvoice, kept
 from worker.celery.app import CeleryApp
 from worker.celery.publisher import publish_tasks
-from worker.celery.tasks import SEND_QUEUE, SEND_TASK
+from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.config import ExportConfig
 from worker.documents.keptcopy import decompress_invoice
 from worker.documents.names import check_period
@@ -97,7 +97,7 @@ def start_run(
     refused = list(rejected)
     _refuse_repeats(invoices)
     exports, items, warnings = plan_items(config, invoices)
-    nowhere = _without_export(config, invoices)
+    nowhere = without_export(config, invoices)
     refused += nowhere
     if refused and not exports:
         exports.append(config.exports_for("")[0].name if config.exports else "")
@@ -125,7 +125,7 @@ def start_run(
     )
     KeptCopies.for_store(store).record_runs(run, created, list(payloads))
     for rejection in refused:
-        _record_rejection(store, run, rejection)
+        record_rejection(store, run, rejection)
     queue_sends(app, run, [item for item, _, _ in items])
     per_export: dict[str, int] = {}
     for _, _, index in items:
@@ -144,7 +144,7 @@ def start_run(
     )
 
 
-def _without_export(config: ExportConfig, invoices: Sequence[RunInvoice]) -> list[Rejected]:
+def without_export(config: ExportConfig, invoices: Sequence[RunInvoice]) -> list[Rejected]:
     """The invoices whose group has no Heeros export: not exported, and said so per invoice."""
     refused = []
     for invoice in invoices:
@@ -173,23 +173,41 @@ def _refuse_repeats(invoices: Sequence[RunInvoice]) -> None:
         raise InvoiceError(f"invoice numbers appear twice in the period: {', '.join(twice)}")
 
 
-def _record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None:
+NO_EXPORT_INDEX = -1
+"""Where an invoice of no Heeros export is counted: under no export of the run."""
+
+
+def record_rejection(store: StatusStore, run: str, rejection: Rejected) -> None:
     item = item_id(rejection.number, 0)
+    nowhere = rejection.error.kind is Kind.NO_EXPORT
     store.transition(
         run,
         item,
         State.FAILED,
-        export_index=0,
+        export_index=NO_EXPORT_INDEX if nowhere else 0,
         kind=rejection.error.kind,
         number=rejection.number,
         message=rejection.error.user_message(rejection.number),
     )
 
 
+EXPRESS_MAX_ITEMS = 1000
+"""The most sends one batch may have to go to the express queue."""
+
+
+def send_queue(items: int) -> str:
+    """The queue a batch of ``items`` sends goes to."""
+    return EXPRESS_QUEUE if items <= EXPRESS_MAX_ITEMS else SEND_QUEUE
+
+
 def queue_sends(app: CeleryApp, run: str, items: Sequence[str], *, span: str = "close") -> None:
     """One send task per item, published in batches on one connection (see
     :mod:`worker.celery.publisher`): a period is queued several times faster than by
     an ``apply_async`` loop, with the very messages that loop would send.
+
+    A batch of at most :data:`EXPRESS_MAX_ITEMS` (a small period, an export of a few
+    invoices, most re-queues) goes to the express queue, which workers take from in
+    turn with the send queue: it never waits behind a big period's backlog.
 
     When tracing is on, each item starts a trace of its own with a ``span`` span
     (``close``, or ``requeue``), which its message carries to the worker."""
@@ -200,7 +218,7 @@ def queue_sends(app: CeleryApp, run: str, items: Sequence[str], *, span: str = "
             app,
             SEND_TASK,
             ((run, item) for item in items),
-            queue=SEND_QUEUE,
+            queue=send_queue(len(items)),
             traces=None if traces is None else traces.contexts(items),
         )
 
@@ -367,6 +385,9 @@ __all__ = [
     "kept",
     "plan_items",
     "queue_sends",
+    "record_rejection",
     "requeue_run",
+    "send_queue",
     "start_run",
+    "without_export",
 ]

@@ -23,6 +23,7 @@ MODULES = (
     "bench.ceiling",
     "bench.close",
     "bench.e2e",
+    "bench.fairness",
     "bench.naive_app",
     "bench.peers",
     "bench.report",

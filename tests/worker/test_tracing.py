@@ -34,7 +34,7 @@ from producer.operations.samples import sample_invoices
 from tests.worker.test_pipeline import CONFIG  # one export, MoveOnlyToLedger
 from worker.celery.app import create_app
 from worker.celery.runtime import Runtime
-from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE
+from worker.celery.tasks import EXPRESS_QUEUE, POLL_QUEUE, POLL_TASK, SEND_QUEUE
 from worker.config import ExportConfig, parse_export_config
 from worker.config.settings import Settings
 from worker.errors import ConfigError
@@ -134,7 +134,7 @@ def celery_instrumented(provider: TracerProvider) -> Iterator[None]:
 
 def _purge(app: Celery) -> None:
     with app.connection_for_write() as connection:
-        for queue in (SEND_QUEUE, POLL_QUEUE):
+        for queue in (EXPRESS_QUEUE, SEND_QUEUE, POLL_QUEUE):
             connection.default_channel.queue_purge(queue)
 
 
@@ -163,7 +163,7 @@ def run_id(store: StatusStore) -> str:
 
 def sent(app: Celery) -> list[Request]:
     """Run every waiting send task as a worker does; the requests run."""
-    requests = taken(app, SEND_QUEUE)
+    requests = taken(app, EXPRESS_QUEUE)
     for request in requests:
         request.execute()
     return requests
@@ -213,7 +213,7 @@ def test_an_invoice_is_one_trace_from_its_close_to_its_final_state(
     app: Celery, store: StatusStore, config: ExportConfig, spans: InMemorySpanExporter
 ) -> None:
     items = closed(app, store, config, 2)
-    assert [request.execute() for request in taken(app, SEND_QUEUE)] == ["sent", "sent"]
+    assert [request.execute() for request in taken(app, EXPRESS_QUEUE)] == ["sent", "sent"]
     polled(app, store, items)
 
     finished = spans.get_finished_spans()
@@ -256,7 +256,7 @@ def test_each_published_message_carries_its_invoices_traceparent(
 ) -> None:
     items = ["100001/0", "100002/0", "100003/0"]
     queue_sends(app, "2026-11-0001", items)
-    requests = taken(app, SEND_QUEUE)
+    requests = taken(app, EXPRESS_QUEUE)
 
     roots = {s.attributes.get(ITEM): s for s in spans.get_finished_spans() if s.attributes}
     assert len(requests) == 3
@@ -270,7 +270,7 @@ def test_a_requeue_starts_its_traces_with_a_requeue_span(
     app: Celery, spans: InMemorySpanExporter
 ) -> None:
     queue_sends(app, "2026-11-0001", ["100001/0"], span="requeue")
-    (request,) = taken(app, SEND_QUEUE)
+    (request,) = taken(app, EXPRESS_QUEUE)
     (root,) = spans.get_finished_spans()
     assert root.name == "requeue"
     assert request.request_dict["traceparent"].split("-")[1] == f"{root.context.trace_id:032x}"

@@ -181,12 +181,13 @@ class HeerosClient:
                 ValidationEntry(path=self._scrub(e.path), message=self._scrub(e.message))
                 for e in failure.entries
             ]
-            logger.info(
-                "heeros send invoice=%s tt=%s la=%s refused: %d validation errors",
+            logger.warning(
+                "heeros send invoice=%s tt=%s la=%s refused: %d validation errors: %s",
                 invoice_number,
                 self._office_code,
                 self._customer_code,
                 len(entries),
+                "; ".join(f"{entry.path}: {entry.message}" for entry in entries[:10]),
             )
             raise HeerosValidationError(
                 validation_message(invoice_number, len(entries)),

@@ -130,6 +130,8 @@ def summarize(store: StatusStore, run: str) -> RunSummary | None:
     record = found.record
     by_export: dict[str, dict[str, int]] = {}
     for (index, state_name), value in found.by_export.items():
+        if index < 0:
+            continue  # an invoice of no Heeros export: counted under none
         name = record.exports[index] if index < len(record.exports) else str(index)
         if value:
             by_export.setdefault(name, {})[state_name] = value

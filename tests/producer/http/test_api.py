@@ -18,7 +18,7 @@ from redis.retry import Retry
 from producer.http.api import create_api
 from producer.operations.samples import sample_invoices
 from worker.celery.app import create_app
-from worker.celery.tasks import SEND_QUEUE
+from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE
 from worker.config import ExportConfig, parse_export_config
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
@@ -85,18 +85,19 @@ def export_config() -> ExportConfig:
 
 
 def published(app: Celery) -> list[tuple[str, str]]:
-    """The send tasks waiting in the in-memory broker (taken off it)."""
+    """The send tasks waiting in the in-memory broker, in both send queues (taken off it)."""
     found: list[tuple[str, str]] = []
     with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(SEND_QUEUE, no_ack=True)
-        while True:
-            try:
-                message = queue.get(block=False)
-            except queue.Empty:
-                break
-            run, item = message.payload[0]
-            found.append((run, item))
-        queue.close()
+        for name in (EXPRESS_QUEUE, SEND_QUEUE):
+            queue = connection.SimpleQueue(name, no_ack=True)
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    break
+                run, item = message.payload[0]
+                found.append((run, item))
+            queue.close()
     return found
 
 
@@ -411,11 +412,13 @@ def test_preview_builds_every_document_and_sends_none(api: Api) -> None:
     )
     assert answer.status_code == 202
     body = answer.json()
-    assert body["preview"] is True and body["queued"] == 0 and body["failed"] == 0
+    # As at a close, an invoice whose group has no Heeros export is shown, not exported.
+    nowhere = len(PERIOD) - len(ROUTED)
+    assert body["preview"] is True and body["queued"] == 0 and body["failed"] == nowhere
     assert body["per_export"] == _expected_per_export(PERIOD)
     assert api.tasks() == []
     run = api.client.get(f"/runs/{body['run']}").json()
-    assert run["preview"] is True and run["state"] == "complete"
+    assert run["preview"] is True and run["state"] == "failed"  # customer 1004's invoices
     assert api.store.period_run("2026-11") is None
     assert close(api, as_json(PERIOD)).json()["existing"] is False
 

@@ -146,7 +146,8 @@ def test_a_preview_warns_of_a_customer_without_a_heeros_export(
     store: StatusStore, tmp_path: Path
 ) -> None:
     result = preview_run(store, export_config(), PERIOD, period="2026-11", out_dir=tmp_path)
-    assert result.total == len(ROUTED)
+    # Its invoices are shown, as at a close: not exported, with the reason.
+    assert result.total == len(PERIOD) and result.failed == len(PERIOD) - len(ROUTED)
     assert len(result.warnings) == 1 and result.warnings[0].startswith("customer 1004")
     assert sorted(p.stem for p in tmp_path.rglob("*.xml")) == numbers(ROUTED)
 
@@ -161,7 +162,7 @@ def test_a_closing_preview_sends_nothing_and_leaves_the_period_open(
     data = [*as_json(PERIOD), {"number": "100099"}]
     answer = operations.close("2026-11", read_json(data), preview=True, out_dir=tmp_path)
     assert answer.preview and answer.queued == 0 and not answer.existing
-    assert answer.total == len(ROUTED) + 1 and answer.failed == 1
+    assert answer.total == len(PERIOD) + 1 and answer.failed == len(PERIOD) - len(ROUTED) + 1
     assert [r.number for r in answer.rejected] == ["100099"]
     assert answer.per_export == {"Heeros (strict)": 3, "Heeros (API)": 6}
     assert published(app) == []

@@ -429,7 +429,7 @@ def test_send_409_without_id_and_nothing_found_is_refused() -> None:
     assert (caught.value.code, caught.value.heeros_message) == ("DUPLICATE", "Conflict")
 
 
-def test_send_400_validation() -> None:
+def test_send_400_validation(caplog: pytest.LogCaptureFixture) -> None:
     body = {
         "errorCode": "VALIDATION_FAILED",
         "errorMessage": "Invalid invoice",
@@ -451,6 +451,10 @@ def test_send_400_validation() -> None:
         ValidationEntry("/Finvoice/BuyerPartyDetails", "Unknown buyer"),
         ValidationEntry("/Finvoice/InvoiceRow[2]/ArticleIdentifier", "Unknown product"),
     ]
+    # The operator's log names each field Heeros refused; the user sees message 5.
+    (logged,) = [r.getMessage() for r in caplog.records if "validation errors:" in r.getMessage()]
+    assert "/Finvoice/BuyerPartyDetails: Unknown buyer" in logged
+    assert "/Finvoice/InvoiceRow[2]/ArticleIdentifier: Unknown product" in logged
 
 
 @pytest.mark.parametrize(
