@@ -62,13 +62,16 @@ TENANT_B = "Heeros (tenant B)"
 B_CUSTOMERS = {c.customer_number: f"2{c.customer_number[1:]}" for c in CUSTOMERS}
 """Tenant B's customers: the samples' buyers under numbers of their own (1001 → 2001)."""
 
-CONFIG = f"""\
+
+def _export(name: str, customer_code: str, office_code: str) -> str:
+    """One Heeros export of the benchmark's configuration, of its own tenant."""
+    return f"""\
 [[exports]]
-name = "{TENANT_A}"
+name = "{name}"
 type = "XmlSerializer"
 encoding = "UTF-8"
-customer_code = "00079"
-office_code = "29010"
+customer_code = "{customer_code}"
+office_code = "{office_code}"
 start_text = "MoveOnlyToLedger=true"
 one_file_per_invoice = true
 transform = "finvoice-3.0"
@@ -77,20 +80,13 @@ method = "Heeros API"
 client_identity = "bench"
 client_key_env = "HEEROS_CLIENT_KEY"
 
-[[exports]]
-name = "{TENANT_B}"
-type = "XmlSerializer"
-encoding = "UTF-8"
-customer_code = "00081"
-office_code = "29020"
-start_text = "MoveOnlyToLedger=true"
-one_file_per_invoice = true
-transform = "finvoice-3.0"
-[exports.file_transfer]
-method = "Heeros API"
-client_identity = "bench"
-client_key_env = "HEEROS_CLIENT_KEY"
+"""
 
+
+CONFIG = (
+    _export(TENANT_A, "00079", "29010")
+    + _export(TENANT_B, "00081", "29020")
+    + f"""\
 [[groups]]
 name = "Tenant A"
 exports = ["{TENANT_A}"]
@@ -101,7 +97,9 @@ name = "Tenant B"
 exports = ["{TENANT_B}"]
 
 [customers]
-""" + "".join(f'"{number}" = "Tenant B"\n' for number in B_CUSTOMERS.values())
+"""
+    + "".join(f'"{number}" = "Tenant B"\n' for number in B_CUSTOMERS.values())
+)
 
 
 def of_tenant_b(invoices: Sequence[Invoice]) -> list[Invoice]:

@@ -63,12 +63,10 @@ class Unacked:
     due: float
 
 
-def read_unacked(tag: str, raw: str | bytes | None) -> Unacked | None:
-    """The send in one entry of the transport's ``unacked`` hash; None for any other."""
-    if raw is None:
-        return None
+def read_send(message: Any, tag: str = "") -> Unacked | None:
+    """The send a kombu message (as the Redis transport keeps it) carries; None for any
+    other message."""
     try:
-        message, _exchange, _routing_key = json.loads(raw)
         headers = message.get("headers") or {}
         if headers.get("task") != SEND_TASK:
             return None
@@ -76,8 +74,19 @@ def read_unacked(tag: str, raw: str | bytes | None) -> Unacked | None:
         eta = headers.get("eta")
         due = datetime.fromisoformat(eta).timestamp() if eta else 0.0
         return Unacked(tag, str(args[0]), str(args[1]), int(kwargs.get("failures", 0)), due)
-    except (ValueError, TypeError, KeyError, IndexError):
+    except (AttributeError, ValueError, TypeError, KeyError, IndexError):
         return None
+
+
+def read_unacked(tag: str, raw: str | bytes | None) -> Unacked | None:
+    """The send in one entry of the transport's ``unacked`` hash; None for any other."""
+    if raw is None:
+        return None
+    try:
+        message, _exchange, _routing_key = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    return read_send(message, tag)
 
 
 @contextmanager
@@ -121,10 +130,12 @@ def reclaim_orphans(app: SendApp, runtime: Runtime, *, now: float) -> int:
         orphans = [send for send in sends if (send.run, send.item) not in held]
         again = [Held(orphan.run, orphan.item, orphan.failures, orphan.due) for orphan in orphans]
         queued = queue_again(app, runtime, again, now=now)
-        for orphan in orphans:
-            client.pipeline().zrem(channel.unacked_index_key, orphan.tag).hdel(
-                channel.unacked_key, orphan.tag
-            ).execute()
+        if orphans:
+            pipe = client.pipeline(transaction=False)
+            for orphan in orphans:
+                pipe.zrem(channel.unacked_index_key, orphan.tag)
+                pipe.hdel(channel.unacked_key, orphan.tag)
+            pipe.execute()
     if orphans:
         log.warning(
             "%d unacknowledged sends no live worker held: %d queued again", len(orphans), queued
@@ -142,13 +153,12 @@ def _held_by_live_workers(runtime: Runtime, *, since: float) -> set[tuple[str, s
 
 
 def _sends_in(raws: Iterable[Any]) -> Iterator[tuple[str, str]]:
-    """The (run, item) of every send among raw queue entries."""
+    """The (run, item) of every send among a queue's raw messages."""
     for raw in raws:
         try:
-            message = json.loads(raw)
+            found = read_send(json.loads(raw))
         except ValueError:
             continue
-        found = read_unacked("", json.dumps([message, "", ""]))
         if found is not None:
             yield found.run, found.item
 
@@ -194,4 +204,11 @@ def reclaim_lost(app: SendApp, runtime: Runtime, *, now: float) -> int:
     return queued
 
 
-__all__ = ["LOST_SCAN_MAX", "Unacked", "read_unacked", "reclaim_lost", "reclaim_orphans"]
+__all__ = [
+    "LOST_SCAN_MAX",
+    "Unacked",
+    "read_send",
+    "read_unacked",
+    "reclaim_lost",
+    "reclaim_orphans",
+]

@@ -20,7 +20,7 @@ from producer.cli.localservices import LocalProcess
 from producer.operations.samples import sample_invoices
 from tests.worker.test_pipeline import CONFIG
 from worker.celery.app import create_app
-from worker.celery.orphans import read_unacked, reclaim_lost, reclaim_orphans
+from worker.celery.orphans import read_send, read_unacked, reclaim_lost, reclaim_orphans
 from worker.celery.runtime import Runtime
 from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.config import parse_export_config
@@ -79,7 +79,7 @@ def _express(client: redis.Redis) -> list[tuple[str, str]]:
     """The sends waiting in the express queue (the Redis transport's list of it)."""
     found = []
     for raw in client.lrange(EXPRESS_QUEUE, 0, -1):
-        sent = read_unacked("", json.dumps([json.loads(raw), "", EXPRESS_QUEUE]))
+        sent = read_send(json.loads(raw))
         assert sent is not None
         found.append((sent.run, sent.item))
     return found
