@@ -7,7 +7,12 @@ with no worker running (the queue only fills):
 - the CLI: ``heeros-export close-period P --invoices period.json``, a new process
   reading the JSON file ``heeros-export sample --out period.json`` writes;
 - the API: ``POST /periods/P/close`` with ``{"invoices": [...]}`` and the bearer
-  token, to ``heeros-export api`` running in its own process.
+  token, to ``heeros-export api`` running in its own process (a body over the API's
+  64 MiB limit is refused, as it is in use);
+- the API streamed: the same request with the invoices as NDJSON
+  (``Content-Type: application/x-ndjson``), sent a piece at a time; the API records
+  and queues them 1,000 at a time while they arrive. Its process's peak RSS is read
+  after the largest close (target: under 300 MiB at 100,000 invoices).
 
 Against them, in the same run: ``task.apply_async(args)`` once per invoice with
 the product's own send task and arguments, i.e. the same N messages published the
@@ -26,14 +31,14 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import redis
 
-from bench.harness import System, redis_figures, system
+from bench.harness import System, peak_rss_mib, redis_figures, system
 from bench.peers import ROOT, apply_async_loop
 from bench.report import Table, Target, command, number, ratio
 from producer.cli.localservices import LocalProcess, free_port
@@ -53,6 +58,8 @@ LIBRARY_UP_TO = 10_000
 """The library path is measured up to this size; past it the CLI path holds the same close."""
 TOKEN = "bench-api-token-0001"
 OVER_LOOP = Target(3, higher=True, unit="×")
+API_RSS = Target(300, higher=False, unit=" MiB")
+STREAM_PIECE = 1024 * 1024
 
 
 def period_invoices(count: int) -> list[Invoice]:
@@ -78,6 +85,15 @@ def period_file(listing: bytes, period: str) -> bytes:
 def close_body(listing: bytes) -> bytes:
     """The body of ``POST /periods/P/close``."""
     return b'{"invoices": ' + listing + b"}"
+
+
+def invoices_ndjson(invoices: Sequence[Invoice]) -> bytes:
+    """The invoices as NDJSON, one a line: a streamed close's body."""
+    return b"".join(
+        json.dumps(invoice.model_dump(mode="json", round_trip=True), ensure_ascii=False).encode()
+        + b"\n"
+        for invoice in invoices
+    )
 
 
 @dataclass(frozen=True)
@@ -177,6 +193,28 @@ def close_api(bench: System, api: LocalProcess, body: bytes, period: str) -> Clo
     return _checked(bench, str(answer.json()["run"]), seconds)
 
 
+def close_api_streamed(bench: System, api: LocalProcess, body: bytes, period: str) -> Closed:
+    """The streamed close: NDJSON sent in pieces of 1 MiB, as a client streams a file."""
+    bench.reset()
+
+    def pieces() -> Iterator[bytes]:
+        view = memoryview(body)
+        for start in range(0, len(body), STREAM_PIECE):
+            yield bytes(view[start : start + STREAM_PIECE])
+
+    started = time.perf_counter()
+    answer = httpx.post(
+        f"{api.url}/periods/{period}/close",
+        content=pieces(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
+        timeout=1800,
+    )
+    seconds = time.perf_counter() - started
+    if answer.status_code != 202:
+        raise RuntimeError(f"the API answered {answer.status_code}: {answer.text[:2000]}")
+    return _checked(bench, str(answer.json()["run"]), seconds)
+
+
 def publish_loop(bench: System, count: int, period: str) -> float:
     """The plain way: ``apply_async`` of the product's send task, once per invoice."""
     bench.reset()
@@ -212,7 +250,11 @@ def _verify(closed: Closed, count: int, where: str) -> None:
         )
 
 
-def run(sizes: Sequence[int] = SIZES, *, paths: Sequence[str] = ("library", "cli", "api")) -> Table:
+def run(
+    sizes: Sequence[int] = SIZES,
+    *,
+    paths: Sequence[str] = ("library", "cli", "api", "stream"),
+) -> Table:
     began = time.perf_counter()
     table = Table(
         "1. Period close",
@@ -224,15 +266,24 @@ def run(sizes: Sequence[int] = SIZES, *, paths: Sequence[str] = ("library", "cli
             "path runs the same close after reading its file.",
             "CLI times include the process start-up and reading the JSON file; API times are "
             "the client's, from the request to the answer, with the body already encoded.",
+            "The API's peak RSS is its process's high-water mark (VmHWM) after every close "
+            "of the benchmark, JSON bodies included.",
         ],
     )
     with system(latency_ms=0, confirm_after_s=0) as bench:
-        api = start_api(bench) if "api" in paths else None
+        api = start_api(bench) if "api" in paths or "stream" in paths else None
         try:
             if "cli" in paths:
                 table.add("CLI start-up (heeros-export --help)", cli_start_up(bench), " s")
             for size in sizes:
                 _close_size(bench, table, api, size, paths)
+            if api is not None and "stream" in paths:
+                table.add(
+                    f"{max(sizes):,}: API process peak RSS (streamed close)",
+                    peak_rss_mib(api.popen.pid),
+                    " MiB",
+                    target=API_RSS if max(sizes) >= 100_000 else None,
+                )
         finally:
             if api is not None:
                 api.stop()
@@ -285,7 +336,13 @@ def _close_size(
         path.unlink()
         _verify(closed, size, "CLI close")
         _rows(table, size, "CLI (close-period)", closed.seconds, loop_s)
-    if api is not None and listing is not None:
+    if api is not None and "stream" in paths:
+        streamed = invoices_ndjson(invoices)
+        closed = close_api_streamed(bench, api, streamed, f"S{size}")
+        del streamed
+        _verify(closed, size, "streamed API close")
+        _rows(table, size, "API streamed (NDJSON)", closed.seconds, loop_s)
+    if api is not None and listing is not None and "api" in paths:
         body = close_body(listing)
         if len(body) > MAX_BODY_BYTES:
             table.text(
@@ -319,4 +376,12 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["benchmark", "close_body", "invoices_json", "period_file", "period_invoices", "run"]
+__all__ = [
+    "benchmark",
+    "close_body",
+    "invoices_json",
+    "invoices_ndjson",
+    "period_file",
+    "period_invoices",
+    "run",
+]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
 import uvicorn
@@ -32,9 +33,10 @@ from producer.cli.environment import (
 from producer.cli.runreport import PreviewDir, check_names, report_run
 from producer.http.api import create_api
 from producer.operations.actions import LISTED, Operations, Refused
-from producer.operations.intake import read_path
+from producer.operations.intake import Intake, read_path
 from producer.operations.reconcile import Reconciler
 from producer.operations.samples import sample_invoices
+from producer.operations.streams import StreamKind, file_kind, read_batches
 from sandbox.server import command as sandbox_command
 from worker.celery.app import create_app, run_worker
 from worker.config import ExportConfig, load_export_config
@@ -82,14 +84,25 @@ def _operations(settings: Settings, config: ExportConfig) -> Operations:
 @cli.command("close-period", help="Close a period: export its invoices once; prints the run id.")
 def close_period(
     period: Annotated[str, typer.Argument(help="The invoice period, e.g. 2026-11.")],
-    invoices: Annotated[Path, typer.Option(help="A folder of Opter XML files or a JSON file.")],
+    invoices: Annotated[
+        Path,
+        typer.Option(
+            help="A folder of Opter XML files, a JSON file, or a stream read 1,000 invoices "
+            "at a time: NDJSON (.ndjson, .jsonl) or a tar archive of Opter XML files "
+            "(.tar, .tar.gz, .tgz)."
+        ),
+    ],
     preview: PreviewDir = None,
 ) -> None:
     check_names(period=period)
+    kind = file_kind(invoices.name) if invoices.is_file() else None
     try:
         settings, config = _settings_and_config()
         for warning in config.warnings:
             errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        if kind is not None:
+            _close_stream(settings, config, period, invoices, kind, preview)
+            return
         intake = read_path(invoices)
         accepted = _operations(settings, config).close(
             period, intake, preview=preview is not None, out_dir=preview
@@ -107,6 +120,39 @@ def close_period(
             highlight=False,
         )
     report_run(accepted, read=intake.count, refused=len(intake.rejected), out_dir=preview)
+
+
+def _close_stream(
+    settings: Settings,
+    config: ExportConfig,
+    period: str,
+    path: Path,
+    kind: StreamKind,
+    preview: Path | None,
+) -> None:
+    """``close-period`` of an NDJSON file or an archive: recorded a batch at a time."""
+    read = 0
+
+    def batches(file: IO[bytes]) -> Iterator[Intake]:
+        nonlocal read
+        for batch in read_batches(file, kind, source=str(path)):
+            read += batch.count
+            yield batch
+
+    try:
+        with path.open("rb") as file:
+            accepted = _operations(settings, config).close_stream(
+                period, batches(file), preview=preview is not None, out_dir=preview
+            )
+    except OSError as exc:
+        raise refuse(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if accepted.existing:
+        errors.print(
+            f"[yellow]period {period} was closed before:[/yellow] its run is {accepted.run}; "
+            "nothing was exported again (heeros-export export --period to export it again)",
+            highlight=False,
+        )
+    report_run(accepted, read=read, refused=accepted.failed, out_dir=preview)
 
 
 @cli.command(
@@ -340,10 +386,14 @@ def runs(limit: Annotated[int, typer.Option(help="How many runs.")] = 20) -> Non
         console.print(line(summary), highlight=False)
 
 
-@cli.command(help="Write N realistic sample invoices as Opter XML files (or one JSON file).")
+@cli.command(
+    help="Write N realistic sample invoices as Opter XML files (or one JSON or NDJSON file)."
+)
 def sample(
     count: Annotated[int, typer.Option(help="How many invoices.")] = 100,
-    out: Annotated[Path, typer.Option(help="The folder (or .json file) to write.")] = Path("out"),
+    out: Annotated[
+        Path, typer.Option(help="The folder (or .json or .ndjson file) to write.")
+    ] = Path("out"),
     period: Annotated[str, typer.Option(help="The invoice period.")] = "2026-11",
     first: Annotated[int, typer.Option(help="The first invoice number.")] = 100001,
 ) -> None:
@@ -355,6 +405,12 @@ def sample(
             "invoices": [i.model_dump(mode="json", round_trip=True) for i in invoices],
         }
         out.write_text(json.dumps(payload, ensure_ascii=False))
+    elif file_kind(out.name) is StreamKind.NDJSON:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as file:
+            for invoice in invoices:
+                line = json.dumps(invoice.model_dump(mode="json", round_trip=True))
+                file.write(line + "\n")
     else:
         out.mkdir(parents=True, exist_ok=True)
         for invoice in invoices:

@@ -46,6 +46,7 @@ concern (periods, runs), each behind the bearer check of :mod:`producer.http.aut
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from tempfile import SpooledTemporaryFile
 from typing import IO, Annotated, Any
 
@@ -58,6 +59,7 @@ from starlette.concurrency import run_in_threadpool
 
 from producer.http.auth import BearerGuard, require_bearer
 from producer.http.bodylimit import BodyLimit
+from producer.http.bodystream import read_in_thread
 from producer.http.dashboard import create_dashboard
 from producer.http.metrics import create_metrics_router
 from producer.operations.actions import (
@@ -70,6 +72,7 @@ from producer.operations.actions import (
 )
 from producer.operations.reconcile import Reconciler, ReconciliationReport, ReconciliationView
 from producer.operations.requests import names_invoices
+from producer.operations.streams import StreamKind, media_kind, read_batches
 from producer.operations.views import (
     ClosePeriod,
     ExportInvoices,
@@ -230,6 +233,15 @@ def _period_routes(ops: Operations) -> APIRouter:
     def close_body(period: str, body: IO[bytes], preview: bool) -> RunAccepted:
         return ops.close(period, stream_intake(body, period), preview=preview)
 
+    def close_streamed(
+        period: str, kind: StreamKind, preview: bool
+    ) -> Callable[[IO[bytes]], RunAccepted]:
+        def close(body: IO[bytes]) -> RunAccepted:
+            batches = read_batches(body, kind, source="body")
+            return ops.close_stream(period, batches, preview=preview)
+
+        return close
+
     @router.post(
         "/periods/{period}/close",
         status_code=202,
@@ -241,8 +253,18 @@ def _period_routes(ops: Operations) -> APIRouter:
     ) -> RunAccepted:
         """Close a period: export its invoices once (a repeat answers with the same run).
 
-        At most 10,000 invoices a request: close a larger period from the command line.
+        A JSON body holds at most 10,000 invoices. A period of any size streams: NDJSON
+        (`Content-Type: application/x-ndjson`, an invoice a line) or a tar archive of
+        Opter XML files (`application/x-tar`, `application/gzip`), recorded and queued
+        1,000 invoices at a time while the body arrives; the run shows it is receiving
+        until the body ends.
         """
+        kind = media_kind(request.headers.get("content-type"))
+        if kind is not None:
+            accepted = await read_in_thread(request.stream(), close_streamed(period, kind, preview))
+            response.status_code = 200 if accepted.existing else 202
+            response.headers["Location"] = f"/runs/{accepted.run}"
+            return accepted
         # The body is read as it arrives and its invoices one at a time (never the whole
         # of it as Python objects), so that any body takes bounded memory.
         with SpooledTemporaryFile(max_size=SPOOLED_BYTES) as body:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from producer.operations.correctionruns import export_corrected
 from producer.operations.intake import Intake, read_opter_xml
 from producer.operations.preview import PreviewResult, preview_run
+from producer.operations.receiving import close_streamed
 from producer.operations.requests import (
     LISTED,
     MAX_INVOICES,
@@ -98,6 +99,39 @@ class Operations:
             return self._existing(started, period)
         log.info("run=%s period=%s closed: %d queued", started.run, period, started.queued)
         return self._accepted(started, period, intake.rejected)
+
+    def close_stream(
+        self,
+        period: str,
+        batches: Iterable[Intake],
+        *,
+        preview: bool = False,
+        out_dir: Path | None = None,
+    ) -> RunAccepted:
+        """Close ``period`` with a stream's invoices, recorded and queued a batch at a time
+        (:mod:`producer.operations.receiving`). A preview builds them all at once: at
+        most :data:`MAX_INVOICES`."""
+        if preview:
+            whole = Intake()
+            for batch in batches:
+                whole.invoices += batch.invoices
+                whole.rejected += batch.rejected
+                if whole.count > MAX_INVOICES:
+                    raise Refused(
+                        413,
+                        f"more than {MAX_INVOICES:,} invoices in one preview: preview a part "
+                        "of the period",
+                    )
+            return self.close(period, whole, preview=True, out_dir=out_dir)
+        try:
+            started = close_streamed(self.app, self.store, self.config, batches, period=period)
+        except InvoiceError as error:
+            raise Refused(422, str(error)) from None
+        if started.existing:
+            log.info("run=%s period=%s closed before: answering with its run", started.run, period)
+            return self._existing(started, period)
+        log.info("run=%s period=%s closed: %d queued", started.run, period, started.queued)
+        return self._accepted(started, period, [])
 
     def export(
         self,

@@ -22,9 +22,8 @@ SHOWN = 20
 LISTED = 100
 """How many refused invoices an answer lists, with their reasons; its figures count all."""
 MAX_INVOICES = 10_000
-"""The most invoices one close request takes (``invoices`` or ``opter_xml``). A larger
-period is closed from the command line (``heeros-export close-period``), which has no
-such maximum, or split into periods of at most this many, one request each."""
+"""The most invoices one JSON close request takes (``invoices`` or ``opter_xml``). A
+larger period streams (:mod:`producer.operations.receiving`): no such maximum."""
 
 
 class Refused(Exception):
@@ -92,8 +91,8 @@ def stream_intake(
         raise Refused(422, str(error)) from None
     if intake.over:
         larger = (
-            "close a larger period from the command line (heeros-export close-period), or "
-            f"split it into periods of at most {most:,} invoices, one request each"
+            "stream a larger period as NDJSON (Content-Type: application/x-ndjson, one "
+            "invoice a line) or close it from the command line (heeros-export close-period)"
             if close
             else f"export them in requests of at most {most:,} invoices"
         )

@@ -49,11 +49,14 @@ class RunStarted:
 
 
 def plan_items(
-    config: ExportConfig, invoices: Sequence[RunInvoice]
+    config: ExportConfig, invoices: Sequence[RunInvoice], exports: list[str] | None = None
 ) -> tuple[list[str], list[tuple[str, str, int]], list[str]]:
-    """The run's exports, its items (id, number, export index) and warnings."""
-    exports: list[str] = []
-    index_of: dict[str, int] = {}
+    """The run's exports, its items (id, number, export index) and warnings.
+
+    ``exports`` are those a run already has (a streamed close's earlier batches): their
+    indexes stay, and exports first met here are added to that very list."""
+    exports = [] if exports is None else exports
+    index_of = {name: index for index, name in enumerate(exports)}
     items: list[tuple[str, str, int]] = []
     warnings: list[str] = []
     without: set[str] = set()
@@ -200,7 +203,14 @@ def send_queue(items: int) -> str:
     return EXPRESS_QUEUE if items <= EXPRESS_MAX_ITEMS else SEND_QUEUE
 
 
-def queue_sends(app: CeleryApp, run: str, items: Sequence[str], *, span: str = "close") -> None:
+def queue_sends(
+    app: CeleryApp,
+    run: str,
+    items: Sequence[str],
+    *,
+    span: str = "close",
+    queue: str | None = None,
+) -> None:
     """One send task per item, published in batches on one connection (see
     :mod:`worker.celery.publisher`): a period is queued several times faster than by
     an ``apply_async`` loop, with the very messages that loop would send.
@@ -210,7 +220,8 @@ def queue_sends(app: CeleryApp, run: str, items: Sequence[str], *, span: str = "
     turn with the send queue: it never waits behind a big period's backlog.
 
     When tracing is on, each item starts a trace of its own with a ``span`` span
-    (``close``, or ``requeue``), which its message carries to the worker."""
+    (``close``, or ``requeue``), which its message carries to the worker. ``queue``
+    chooses the queue instead (a streamed close's batches: the send queue)."""
     if not items:
         return  # nothing to queue: the broker is not even asked
     with invoice_traces(span, run) as traces:
@@ -218,7 +229,7 @@ def queue_sends(app: CeleryApp, run: str, items: Sequence[str], *, span: str = "
             app,
             SEND_TASK,
             ((run, item) for item in items),
-            queue=send_queue(len(items)),
+            queue=queue or send_queue(len(items)),
             traces=None if traces is None else traces.contexts(items),
         )
 

@@ -80,6 +80,10 @@ class RunView(BaseModel):
     failed: int
     in_progress: int
     state: str
+    receiving: bool = Field(
+        default=False,
+        description="Invoices are still arriving (a streamed close): the total still grows.",
+    )
     statement: str
     counts: dict[str, int]
     failed_by_kind: dict[str, int]

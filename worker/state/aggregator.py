@@ -16,7 +16,7 @@ from typing import Any
 
 from worker.state.groups import SCANNED, FailureGroups, grouped, tracked_groups
 from worker.state.keys import PROBLEM_STATES, State, item_number
-from worker.state.store import ItemRecord, StatusStore
+from worker.state.store import RECEIVING_FIELD, ItemRecord, StatusStore
 
 MAX_CURSOR = 2**63 - 1
 """The largest SCAN cursor taken (the API's too): Redis refuses one past 2**64 - 1, some
@@ -58,6 +58,8 @@ class RunSummary:
     """The invoices of the run; ``total`` counts its items (an invoice sent to one export)."""
     exports: tuple[str, ...] = ()
     """The run's exports, in the order of their indexes."""
+    receiving: bool = False
+    """Its invoices are still arriving (a streamed close): its total is not yet fixed."""
 
     @property
     def exported(self) -> int:
@@ -73,7 +75,7 @@ class RunSummary:
 
     @property
     def state(self) -> RunState:
-        if self.in_progress > 0:
+        if self.in_progress > 0 or self.receiving:
             return RunState.RUNNING
         return RunState.FAILED if self.failed else RunState.COMPLETE
 
@@ -87,6 +89,11 @@ class RunSummary:
             what, counted = "", "invoices"
         else:
             what, counted = f"{invoices} invoices, {self.total} exports: ", "exports"
+        if self.receiving:
+            return (
+                f"Receiving invoices: {what}{self.exported} of {self.total} {done} "
+                "so far; more are arriving"
+            )
         if self.state is RunState.RUNNING:
             return f"Exporting: {what}{self.exported} of {self.total} {done}"
         if self.state is RunState.COMPLETE:
@@ -111,6 +118,7 @@ class RunSummary:
             "failed": self.failed,
             "in_progress": self.in_progress,
             "state": self.state.value,
+            "receiving": self.receiving,
             "statement": self.statement,
             "counts": self.counts,
             "failed_by_kind": {
@@ -147,6 +155,7 @@ def summarize(store: StatusStore, run: str) -> RunSummary | None:
         by_export=by_export,
         invoices=int(record.extra.get("invoices", record.total) or record.total),
         exports=tuple(record.exports),
+        receiving=RECEIVING_FIELD in record.extra,
     )
 
 

@@ -37,6 +37,21 @@ from worker.state.scripts import CLAIM_POLLS, IF_HELD_DELETE, IF_HELD_PERSIST, T
 
 log = logging.getLogger(__name__)
 
+RECEIVING_FIELD = "receiving"
+"""Set in a run's record while its invoices are still arriving (a streamed close)."""
+
+
+def _run_head(record: RunRecord) -> dict[str, str]:
+    return {
+        "total": str(record.total),
+        "period": record.period,
+        "created": f"{record.created:.3f}",
+        "exports": json.dumps(record.exports),
+        "preview": "1" if record.preview else "0",
+        "label": record.label,
+        **record.extra,
+    }
+
 
 class StatusStore(RunReads):
     """Reads and writes runs and items; takes its Redis client from the caller.
@@ -73,32 +88,80 @@ class StatusStore(RunReads):
 
         ``versions`` gives each invoice's copy version, recorded with its items: the
         version they send (:mod:`worker.state.copies`)."""
-        keys = self.keys
-        versions = versions or {}
-        now = f"{time.time():.3f}"
-        head: dict[str, str] = {
-            "total": str(record.total),
-            "period": record.period,
-            "created": f"{record.created:.3f}",
-            "exports": json.dumps(record.exports),
-            "preview": "1" if record.preview else "0",
-            "label": record.label,
-            **record.extra,
-        }
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.run(record.run), mapping=cast(Any, head))
-        pipe.zadd(keys.runs, {record.run: record.created})
-        queued = keys.state(record.run, State.QUEUED)
+        pipe.hset(self.keys.run(record.run), mapping=cast(Any, _run_head(record)))
+        pipe.zadd(self.keys.runs, {record.run: record.created})
+        self._add_items(
+            pipe, record.run, record.exports, items, payloads, versions or {}, chunk, record.created
+        )
+        self._call(pipe.execute)  # a run without items has its head written only here
+
+    def open_run(self, record: RunRecord) -> None:
+        """Record a run whose invoices are still arriving (a streamed close): its total
+        grows with each batch (:meth:`add_run_items`) until :meth:`end_receiving`."""
+        head = {**_run_head(record), RECEIVING_FIELD: "1"}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.keys.run(record.run), mapping=cast(Any, head))
+        pipe.zadd(self.keys.runs, {record.run: record.created})
+        self._call(pipe.execute)
+
+    def add_run_items(
+        self,
+        run: str,
+        exports: Sequence[str],
+        items: Sequence[tuple[str, str, int]],
+        payloads: Mapping[str, bytes],
+        *,
+        versions: Mapping[str, str],
+        invoices: int,
+        refused: int = 0,
+    ) -> None:
+        """A batch of a receiving run: its total grows by the batch's items and ``refused``
+        (recorded by the caller), and its invoices by ``invoices``, in the same round trip
+        as the items, before any of them can be queued."""
+        key = self.keys.run(run)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, "exports", json.dumps(list(exports)))
+        pipe.hincrby(key, "total", len(items) + refused)
+        pipe.hincrby(key, "invoices", invoices)
+        self._add_items(pipe, run, exports, items, payloads, versions, len(items) or 1, time.time())
+        self._call(pipe.execute)
+
+    def end_receiving(self, run: str, fields: Mapping[str, str]) -> None:
+        """The run's invoices have all arrived: its total is fixed from now on."""
+        pipe = self.redis.pipeline(transaction=False)
+        if fields:
+            pipe.hset(self.keys.run(run), mapping=cast(Any, dict(fields)))
+        pipe.hdel(self.keys.run(run), RECEIVING_FIELD)
+        self._call(pipe.execute)
+
+    def _add_items(
+        self,
+        pipe: Any,
+        run: str,
+        exports: Sequence[str],
+        items: Sequence[tuple[str, str, int]],
+        payloads: Mapping[str, bytes],
+        versions: Mapping[str, str],
+        chunk: int,
+        created: float,
+    ) -> None:
+        """Queues writes of ``items`` as queued (in flight since ``created``), their copies
+        and per-export counts on ``pipe``, executing it every ``chunk`` items (the last
+        part is the caller's)."""
+        keys = self.keys
+        now = f"{time.time():.3f}"
+        queued = keys.state(run, State.QUEUED)
         counts: dict[str, int] = {}
         for start in range(0, len(items), chunk):
             batch = items[start : start + chunk]
             for item, number, export_index in batch:
                 pipe.hset(
-                    keys.item(record.run, item),
+                    keys.item(run, item),
                     mapping={
                         "state": State.QUEUED.value,
                         "number": number,
-                        "export": record.exports[export_index],
+                        "export": exports[export_index],
                         "updated": now,
                         **({"version": versions[number]} if number in versions else {}),
                     },
@@ -106,17 +169,14 @@ class StatusStore(RunReads):
                 slot = by_export_field(export_index, State.QUEUED)
                 counts[slot] = counts.get(slot, 0) + 1
             pipe.sadd(queued, *(item for item, _, _ in batch))
-            pipe.zadd(
-                keys.inflight,
-                {keys.poll_member(record.run, item): record.created for item, _, _ in batch},
-            )
+            pipe.zadd(keys.inflight, {keys.poll_member(run, item): created for item, _, _ in batch})
             for number in {number for _, number, _ in batch}:
                 if number in payloads:
                     pipe.set(keys.payload(number), payloads[number])
-            self._call(pipe.execute)
-        if counts:
-            pipe.hset(keys.by_export(record.run), mapping={k: str(v) for k, v in counts.items()})
-        self._call(pipe.execute)  # a run without items has its head written only here
+            if start + chunk < len(items):
+                self._call(pipe.execute)
+        for slot, count in counts.items():
+            pipe.hincrby(keys.by_export(run), slot, count)
 
     def claim_period(self, period: str, run: str, *, hold_s: float | None = None) -> bool:
         """Tie a period to its run; False when the period already has one.
@@ -382,6 +442,7 @@ def open_store(settings: Settings) -> StatusStore:
 
 
 __all__ = [
+    "RECEIVING_FIELD",
     "ItemRecord",
     "RunCounts",
     "RunRecord",
