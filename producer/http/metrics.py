@@ -29,6 +29,7 @@ from worker.config.settings import Settings
 from worker.errors import TransientError
 from worker.state.metrics import Histogram, Metrics, MetricsSnapshot
 from worker.state.store import StatusStore, open_store
+from worker.state.windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def render(
     queues: dict[str, int] | None,
     polls_pending: int,
     runs_in_progress: int,
+    waiting: dict[str, int] | None = None,
 ) -> str:
     """The whole exposition, HELP and TYPE lines included."""
     lines = _family(
@@ -94,6 +96,13 @@ def render(
         lines += _family("heeros_queue_length", "gauge", "Tasks waiting in each Celery queue.")
         for queue, length in queues.items():
             lines.append(f"heeros_queue_length{_labels(queue=queue)} {length}")
+    lines += _family(
+        "heeros_sends_waiting",
+        "gauge",
+        "Sends of big runs waiting in the store for room in their tenant's window, by tenant.",
+    )
+    for tenant, count in sorted((waiting or {}).items()):
+        lines.append(f"heeros_sends_waiting{_labels(tenant=tenant)} {count}")
     lines += _family("heeros_polls_pending", "gauge", "Sent invoices waiting for a status poll.")
     lines.append(f"heeros_polls_pending {polls_pending}")
     lines += _family(
@@ -133,7 +142,14 @@ def create_metrics_router(
         snapshot = metrics.read()
         running, polls = runs_in_progress(store)
         queues = queue_lengths(celery_app, QUEUES)
-        return render(snapshot, queues=queues, polls_pending=polls, runs_in_progress=running)
+        waiting = Windows.for_store(store).backlogs()
+        return render(
+            snapshot,
+            queues=queues,
+            polls_pending=polls,
+            runs_in_progress=running,
+            waiting=waiting,
+        )
 
     @router.get("/metrics", name="metrics", include_in_schema=False)
     async def serve_metrics(request: Request) -> PlainTextResponse:

@@ -31,6 +31,7 @@ from producer.operations.runinvoices import KeptInvoice, Rejected, kept
 from producer.operations.runs import (
     CLAIM_HOLD_S,
     RunStarted,
+    item_tenants,
     plan_items,
     queue_sends,
     record_rejection,
@@ -152,7 +153,13 @@ class ReceivingRun:
         )
         for rejection in refused:
             record_rejection(self.store, self.run, rejection)
-        queue_sends(self.app, self.run, [item for item, _, _ in items], queue=queue)
+        queue_sends(
+            self.app,
+            self.run,
+            [item for item, _, _ in items],
+            queue=queue,
+            windows=(self.store, item_tenants(self.config, exports, items)),
+        )
         self.total += len(items) + len(refused)
         self.queued += len(items)
         self.refused += len(refused)

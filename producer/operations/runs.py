@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from producer.operations.corrections import admit
 from producer.operations.runinvoices import KeptInvoice, Rejected, RunInvoice, kept
 from worker.celery.app import CeleryApp
+from worker.celery.dispatch import queue_windowed
 from worker.celery.publisher import publish_tasks
 from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.config import ExportConfig
@@ -129,7 +130,8 @@ def start_run(
     KeptCopies.for_store(store).record_runs(run, created, list(payloads))
     for rejection in refused:
         record_rejection(store, run, rejection)
-    queue_sends(app, run, [item for item, _, _ in items])
+    tenants = item_tenants(config, exports, items)
+    queue_sends(app, run, [item for item, _, _ in items], windows=(store, tenants))
     per_export: dict[str, int] = {}
     for _, _, index in items:
         per_export[exports[index]] = per_export.get(exports[index], 0) + 1
@@ -203,6 +205,19 @@ def send_queue(items: int) -> str:
     return EXPRESS_QUEUE if items <= EXPRESS_MAX_ITEMS else SEND_QUEUE
 
 
+def item_tenants(
+    config: ExportConfig, exports: Sequence[str], items: Sequence[tuple[str, str, int]]
+) -> dict[str, list[str]]:
+    """The items of a run by the Heeros tenant of their export (``OFFICE-CUSTOMER``)."""
+    tenant_of: dict[int, str] = {}
+    found: dict[str, list[str]] = {}
+    for item, _, index in items:
+        if index not in tenant_of:
+            tenant_of[index] = config.export(exports[index]).tenant
+        found.setdefault(tenant_of[index], []).append(item)
+    return found
+
+
 def queue_sends(
     app: CeleryApp,
     run: str,
@@ -210,6 +225,7 @@ def queue_sends(
     *,
     span: str = "close",
     queue: str | None = None,
+    windows: tuple[StatusStore, Mapping[str, Sequence[str]]] | None = None,
 ) -> None:
     """One send task per item, published in batches on one connection (see
     :mod:`worker.celery.publisher`): a period is queued several times faster than by
@@ -217,19 +233,29 @@ def queue_sends(
 
     A batch of at most :data:`EXPRESS_MAX_ITEMS` (a small period, an export of a few
     invoices, most re-queues) goes to the express queue, which workers take from in
-    turn with the send queue: it never waits behind a big period's backlog.
+    turn with the send queue: it never waits behind a big period's backlog. ``queue``
+    chooses the queue instead (a streamed close's batches: the send queue).
+
+    A bigger batch, given ``windows`` (the store and the items per Heeros tenant), waits
+    in its tenants' backlogs in the store and reaches the send queue a window at a time
+    (:mod:`worker.state.windows`), so that the tenants' runs take turns.
 
     When tracing is on, each item starts a trace of its own with a ``span`` span
-    (``close``, or ``requeue``), which its message carries to the worker. ``queue``
-    chooses the queue instead (a streamed close's batches: the send queue)."""
+    (``close``, or ``requeue``), which its message carries to the worker."""
     if not items:
         return  # nothing to queue: the broker is not even asked
+    chosen = queue or send_queue(len(items))
+    if windows is not None and chosen == SEND_QUEUE:
+        store, tenants = windows
+        runtime = app.heeros_runtime  # type: ignore[attr-defined]
+        queue_windowed(app, store, runtime.settings, run, tenants, now=time.time())
+        return
     with invoice_traces(span, run) as traces:
         publish_tasks(
             app,
             SEND_TASK,
             ((run, item) for item in items),
-            queue=queue or send_queue(len(items)),
+            queue=chosen,
             traces=None if traces is None else traces.contexts(items),
         )
 
@@ -393,6 +419,7 @@ __all__ = [
     "RunStarted",
     "close_period",
     "export_again",
+    "item_tenants",
     "kept",
     "plan_items",
     "queue_sends",

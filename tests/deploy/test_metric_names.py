@@ -28,6 +28,7 @@ from worker.config.settings import Settings
 from worker.state.keys import State, item_id
 from worker.state.metrics import Metrics
 from worker.state.store import RunRecord, StatusStore
+from worker.state.windows import Windows
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -115,6 +116,7 @@ def exposition() -> Iterator[dict[str, set[str]]]:
     run = RunRecord(run="R", period="2026-11", total=2, created=time.time(), exports=["A"])
     store.create_run(run, items, {})
     store.transition("R", items[0][0], State.EXPORTED, export_index=0)
+    Windows.for_store(store).push("R", {"29010-00079": [items[1][0]]})
 
     settings = Settings(broker_url="memory://", api_token=TOKEN, key_prefix="t")
     app = FastAPI()

@@ -35,6 +35,7 @@ from worker.celery.requeue import SendApp, queue_again
 from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.state.keys import State
 from worker.state.leases import Held
+from worker.state.windows import Windows
 
 if TYPE_CHECKING:
     from worker.celery.runtime import Runtime
@@ -183,9 +184,14 @@ def reclaim_lost(app: SendApp, runtime: Runtime, *, now: float) -> int:
                 named.add((found.run, found.item))
     named |= _held_by_live_workers(runtime, since=before)
     store = runtime.store
+    recent = store.recent_run_ids(RECENT_RUNS)
+    # A run with sends waiting in a backlog (worker.state.windows) is looked at once
+    # they have all been let out: an unnamed send of it is most likely waiting.
+    waiting = Windows.for_store(store).waiting(recent)
     unnamed = [
         (run, item)
-        for run in store.recent_run_ids(RECENT_RUNS)
+        for run in recent
+        if not waiting[run]
         for state in (State.QUEUED, State.SENDING)
         for item in store.members(run, state)
         if (run, item) not in named

@@ -26,6 +26,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from worker.celery.dispatch import top_up
 from worker.celery.orphans import reclaim_lost, reclaim_orphans
 from worker.celery.requeue import SendApp, queue_again
 from worker.celery.tasks import SEND_TASK
@@ -72,11 +73,13 @@ def keep_leases(app: SendApp, runtime: Runtime, *, now: float | None = None) -> 
         every = min(RECOVER_EVERY_S, runtime.settings.recover_after_s / 3)
         if not runtime.store.claim_beat(RECOVER_BEAT, every):
             return 0
-        return (
+        recovered = (
             recover_lapsed(app, runtime, now=now)
             + reclaim_orphans(app, runtime, now=now)
             + reclaim_lost(app, runtime, now=now)
         )
+        top_up(app, runtime.store, runtime.settings, now=now)
+        return recovered
     except Exception:
         log.warning("leases not kept this beat: Redis or broker unavailable", exc_info=True)
         return 0

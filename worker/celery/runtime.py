@@ -132,7 +132,7 @@ class Runtime:
             clients = self._local.clients = {}
         client = clients.get(export.name)
         if client is None:
-            tenant = f"{export.office_code}-{export.customer_code}"
+            tenant = export.tenant
             client = clients[export.name] = LimitedHeeros(
                 self._client(export), self.limiter, tenant
             )

@@ -19,10 +19,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from celery import Task, shared_task
+from celery import Celery, Task, shared_task
 from opentelemetry.trace import Link, get_current_span
 
-from worker.celery.publisher import trace_headers
+from worker.celery.publisher import publish_tasks, trace_headers
 from worker.celery.runtime import Runtime
 from worker.celery.tracing import task_span
 from worker.errors import (
@@ -36,6 +36,7 @@ from worker.pipeline import Outcome, check_record, fail_item, send_invoice
 from worker.state.keys import State
 from worker.state.leases import delivery_of
 from worker.state.store import ItemRecord, StatusStore
+from worker.state.windows import Windows
 from worker.tracing import (
     ITEM,
     OUTCOME,
@@ -83,6 +84,8 @@ def retry_delay(retries: int, error: ExportError, *, base: float, cap: float) ->
 )
 def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0) -> str:
     """Send one invoice of a run to its export in Heeros."""
+    if not self.request.retries:
+        take_turn(self, run, item)
     try:
         with task_span(self, "export_invoice", run, item) as current:
             outcome = export_item(self, run, item, failures)
@@ -90,6 +93,31 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
             return outcome
     finally:
         release(self)
+
+
+def publish_window(app: Celery, sends: Sequence[tuple[str, str]]) -> int:
+    """Publish the sends a tenant's window let in (:mod:`worker.state.windows`) to the
+    send queue; how many."""
+    if sends:
+        publish_tasks(app, SEND_TASK, sends, queue=SEND_QUEUE)
+    return len(sends)
+
+
+def take_turn(task: Task[Any, Any], run: str, item: str) -> int:
+    """The send starts: struck from its tenant's window, whose next sends are published
+    (none for a send of no window). A failure only delays them: the recovery beat's
+    top-up lets them in (:func:`worker.celery.dispatch.top_up`)."""
+    runtime = runtime_of(task)
+    try:
+        let_in = Windows.for_store(runtime.store).take(
+            run, item, size=runtime.settings.dispatch_window, now=time.time()
+        )
+        return publish_window(task.app, let_in)
+    except TransientError as error:
+        log.info(
+            "run=%s item=%s: its window's next sends wait for the top-up: %s", run, item, error
+        )
+        return 0
 
 
 def release(task: Task[Any, Any]) -> None:
@@ -263,7 +291,13 @@ def sweep_stale(self: Task[Any, Any], limit: int = 500) -> int:
     backlog = runtime.queue_length(SEND_QUEUE) > 0
     older_than = now - (stale_after * 4 if backlog else stale_after)
     recovered = 0
-    for run, item in store.stale_items(older_than=older_than, limit=limit):
+    stale = store.stale_items(older_than=older_than, limit=limit)
+    # A send of a run with sends waiting in a backlog (worker.state.windows) is most
+    # likely waiting there: it is looked at once the backlog has been let out.
+    waiting = Windows.for_store(store).waiting(sorted({run for run, _ in stale}))
+    for run, item in stale:
+        if waiting[run]:
+            continue
         record = store.item(run, item)
         if record is None or record.state.final:
             store.forget_inflight(run, item)
@@ -292,7 +326,9 @@ __all__ = [
     "export_item",
     "keep_trace",
     "poll_due",
+    "publish_window",
     "release",
     "retry_trace",
     "sweep_stale",
+    "take_turn",
 ]

@@ -180,6 +180,12 @@ class Export(_Section):
         return self._client_key
 
     @property
+    def tenant(self) -> str:
+        """The Heeros tenant it sends to, ``OFFICE-CUSTOMER``: the shared limits' and the
+        dispatch windows' name for it."""
+        return f"{self.office_code}-{self.customer_code}"
+
+    @property
     def is_heeros(self) -> bool:
         """Whether the export sends to Heeros over its API."""
         return self.file_transfer.method == HEEROS_API

@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     """Requests per second to one Heeros tenant, across all workers (0: no limit)."""
     tenant_concurrency: int = Field(256, ge=0)
     """Requests in flight to one Heeros tenant, across all workers (0: no limit)."""
+    dispatch_window: int = Field(200, ge=1, le=100_000)
+    """Sends of one tenant's big runs waiting in the broker at once; the rest wait in the
+    status store, so that tenants take turns (:mod:`worker.state.windows`)."""
     sweep_after_s: float = Field(0.0, ge=0)
     """An unfinished item untouched this long is queued again (0: visibility timeout + 2 min)."""
     task_events: bool = False

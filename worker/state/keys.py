@@ -46,6 +46,14 @@ The shared limits of :mod:`worker.state.limiter`, per Heeros tenant ``T``
     {p}:limit:T:rate          str   the rate's next theoretical arrival time (expires)
     {p}:limit:T:pause         str   when the pause after a 429 ends (expires)
 
+The sends of a big run wait in the store, per tenant, and reach the broker a window at a
+time (:mod:`worker.state.windows`), so that tenants share the workers::
+
+    {p}:tenants               set   the tenants with sends waiting or in their window
+    {p}:backlog:T             list  "R ITEM" sends waiting, first come first
+    {p}:window:T              zset  "R ITEM" -> when its message was published (not started yet)
+    {p}:released              hash  "R ITEM" -> its tenant, while its message is in a window
+
 A reconciliation's look-ups pass a lane of their own too, ``T.reconcile``, with a share
 of the tenant's limits (:data:`RECONCILE_LANE`), before the tenant's shared limits.
 
@@ -132,6 +140,17 @@ _PROGRESS = (State.QUEUED, State.SENDING, State.SENT)
 FINAL_RANK = len(_PROGRESS)
 ITEM_SEPARATOR = "/"
 POLL_SEPARATOR = " "
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}")
+"""A tenant in a key: ``OFFICE-CUSTOMER`` (Heeros codes are digits)."""
+
+
+def check_tenant(tenant: str) -> str:
+    """``tenant``, if it can be part of a key; else :class:`InvoiceError`."""
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise InvoiceError(f"tenant {tenant[:40]!r} cannot name a key")
+    return tenant
+
+
 BY_EXPORT_SEPARATOR = ":"
 TRACEPARENT_FIELD = "traceparent"
 """The field of an item's hash that keeps its trace context (only while tracing)."""
@@ -321,6 +340,24 @@ class Keys:
         return LimiterKeys(inflight=f"{base}:inflight", rate=f"{base}:rate", pause=f"{base}:pause")
 
     @property
+    def tenants(self) -> str:
+        """The tenants whose sends wait in a backlog or a window."""
+        return f"{self.prefix}:tenants"
+
+    def backlog(self, tenant: str) -> str:
+        """A tenant's sends waiting for room in its window."""
+        return f"{self.prefix}:backlog:{check_tenant(tenant)}"
+
+    def window(self, tenant: str) -> str:
+        """A tenant's sends published and not started yet."""
+        return f"{self.prefix}:window:{check_tenant(tenant)}"
+
+    @property
+    def released(self) -> str:
+        """The tenant of each send in a window."""
+        return f"{self.prefix}:released"
+
+    @property
     def workers(self) -> str:
         """Every live worker (and a dead one until its lease is taken back), by last beat."""
         return f"{self.prefix}:workers"
@@ -363,8 +400,10 @@ class Keys:
 __all__ = [
     "FINAL_RANK",
     "FINAL_STATES",
+    "POLL_SEPARATOR",
     "PROBLEM_STATES",
     "RECONCILE_LANE",
+    "TENANT_PATTERN",
     "TRACEPARENT_FIELD",
     "VERSION_PATTERN",
     "Keys",
@@ -372,6 +411,7 @@ __all__ = [
     "MetricKeys",
     "State",
     "by_export_field",
+    "check_tenant",
     "check_version",
     "item_id",
     "item_number",

@@ -32,6 +32,7 @@ from worker.documents.keptcopy import compress_invoice
 from worker.heeros.sessions import clear_token_cache
 from worker.state.keys import State, item_id
 from worker.state.store import RunRecord, StatusStore
+from worker.state.windows import Windows
 
 RUN = "2026-11-0001"
 TENANT = "29010-00079"
@@ -354,3 +355,39 @@ def test_while_sends_wait_in_the_queue_the_sweep_waits_longer(
     assert app.tasks[SWEEP_TASK].run() == 0  # 150 s is not stale with a backlog
     _untouched_since(runtime.store, items[0], time.time() - 450)
     assert app.tasks[SWEEP_TASK].run() == 1
+
+
+def test_a_send_that_starts_lets_the_next_of_its_tenants_backlog_in(
+    app: Celery,
+    runtime: Runtime,
+    items: list[str],
+    heeros: ScriptedHeeros,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime, "settings", SETTINGS.model_copy(update={"dispatch_window": 1}))
+    windows = Windows.for_store(runtime.store)
+    windows.push(RUN, {TENANT: items})
+    let_in = windows.release(TENANT, size=1, now=time.time())
+    assert let_in == [(RUN, items[0])]
+    assert send(app, items[0]) == "sent"
+    (published,) = taken(app, SEND_QUEUE)
+    assert (published.task_name, tuple(published.args)) == (SEND_TASK, (RUN, items[1]))
+    # A retry's start is not a new turn: the window stays as it is.
+    heeros.send_answer = httpx.Response(503)
+    retried_send = app.tasks[SEND_TASK]
+    with delivered(retried_send, RUN, items[1]):
+        retried_send.request.retries = 1
+        with pytest.raises(Retry):
+            retried_send.run(RUN, items[1])
+    # Only its retry is queued: the third send still waits in the backlog.
+    assert [tuple(r.args) for r in taken(app, SEND_QUEUE)] == [(RUN, items[1])]
+    assert windows.waiting([RUN]) == {RUN: 1}
+
+
+def test_the_sweep_leaves_alone_a_run_whose_sends_wait_in_a_backlog(
+    app: Celery, runtime: Runtime, items: list[str]
+) -> None:
+    Windows.for_store(runtime.store).push(RUN, {TENANT: items[1:]})
+    _untouched_since(runtime.store, items[0], time.time() - 1000)
+    assert app.tasks[SWEEP_TASK].run() == 0
+    assert taken(app, SEND_QUEUE) == []

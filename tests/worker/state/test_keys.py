@@ -41,6 +41,7 @@ from worker.state.reconciliations import (
 from worker.state.scripts import TRANSITION
 from worker.state.sessions import SessionStore
 from worker.state.store import RunRecord, StatusStore
+from worker.state.windows import Windows
 
 RUN = "2026-11-0001"
 
@@ -83,6 +84,10 @@ LAYOUT = {
     "t:limit:OFF-CUST:inflight": "zset",
     "t:limit:OFF-CUST:rate": "string",
     "t:limit:OFF-CUST:pause": "string",
+    "t:tenants": "set",
+    "t:backlog:OFF-CUST": "list",
+    "t:window:OFF-CUST": "zset",
+    "t:released": "hash",
     "t:beat:sweep": "string",
     "t:beat:poll": "string",
     "t:beat:recover": "string",
@@ -130,6 +135,9 @@ def _live_a_run(store: StatusStore) -> None:
     metrics.observe_confirmation("A", 2.0)
     metrics.count_error("VALIDATION")
     metrics.count_retry("send")
+    windows = Windows.for_store(store)
+    windows.push(run, {"OFF-CUST": ["100003/0", "100003/1"]})
+    assert windows.release("OFF-CUST", size=1, now=time.time()) == [(run, "100003/0")]
     assert store.claim_beat("sweep", 30)
     assert store.claim_beat("poll", 0.9)
     assert store.claim_beat("recover", 5)
@@ -219,7 +227,8 @@ def _documented() -> dict[str, str]:
 
 def test_the_table_documents_every_key_and_no_other() -> None:
     documented = _documented()
-    assert len(documented) == 34 + 5  # + a reconciliation's
+    assert len(documented) == 34 + 5 + 4  # + a reconciliation's, + the dispatch windows'
+
     matched: set[str] = set()
     for key, kind in LAYOUT.items():
         patterns = [pattern for pattern in documented if re.fullmatch(pattern, key)]
