@@ -3,11 +3,20 @@
 A period's JSON may be large (a CLI file of a whole period, an API body of up to
 64 MiB) and hostile: a million empty objects, one string of 60 MB, arrays nested a
 million deep. :class:`JsonStream` reads it from a binary file in chunks and hands
-over one value at a time. A value is decoded (by the standard library's C decoder)
-only once its extent is known to be within its :class:`Limits`; one over them is
-skipped without being built and comes back as :class:`Oversize`, naming the field
-where it went over, so that its invoice fails alone. What a reader holds at once is
-bounded by the largest value allowed, never by the document.
+over one value at a time. A value within its :class:`Limits` comes back decoded (by
+the standard library's C decoder); one over them comes back as :class:`Oversize`,
+naming the field where it went over, so that its invoice fails alone. What a reader
+holds at once is bounded by the largest value allowed, never by the document.
+
+An array or object is decoded whole by the C decoder where it begins, reading on (twice
+as much each time) while what is read ends inside it, up to its limit of characters;
+its values and depth are then counted from its text (:func:`_measure`). When that
+fails (it is over its limits, or not JSON, or its text holds more values than may be
+built before they are counted), it is scanned a character structure at a time
+(:meth:`JsonStream._scan`): that skips a value over its limits without building it,
+names the first limit it goes over as read in order (at one character: depth, then
+values, then characters), and finds where text that is not JSON goes wrong. Either
+way a value comes back the same, and a document is refused with the same error.
 
 A document that is not JSON (or not UTF-8) ends the reading with
 :class:`~worker.errors.InvoiceError` naming the character where it went wrong
@@ -42,6 +51,14 @@ _KEY_CHARS = 64
 _NUMBER_DIGITS = 40
 _SCALAR_CHARS = 100
 """The longest number or literal standing alone (not inside an array or object)."""
+_CUT = 16
+"""How near the end of what is read the C decoder fails when that end cuts a value short
+(``-Infinit``, ``"\\u12``, ``1.5e-``): further from it, the value is not JSON."""
+_NOT_SHAPE = bytes(sorted(set(range(256)) - set(b'"\\[]{},')))
+"""The bytes of JSON text that say nothing of its values and nesting."""
+_ESCAPE = re.compile(rb"\\.", re.S)
+_QUOTED = re.compile(rb'"[^"]*"')
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,8 @@ class JsonStream:
         self._eof = False
         self._mark: int | None = None
         """Where the value being kept begins: nothing from there on is dropped."""
+        self._failed: Exception | None = None
+        """A read that failed while reading ahead, raised where the reading comes to it."""
 
     # -- the envelope: what a reader walks through -------------------------------------------
 
@@ -166,6 +185,10 @@ class JsonStream:
             raise self.error("unexpected end: a value is missing")
         self._mark = self._pos
         try:
+            if first in "[{":
+                decoded = self._decoded(limits)
+                if decoded is not None:
+                    return decoded
             over = self._scan(limits)
             if over is not None:
                 return over
@@ -201,8 +224,16 @@ class JsonStream:
 
     def _fill(self) -> bool:
         """Reads a chunk more, dropping what is read and not kept; False at the end."""
+        if self._failed is not None:
+            raise self._failed
         if self._eof:
             return False
+        text = self._read()
+        self._keep(text or "")
+        return text is not None
+
+    def _read(self) -> str | None:
+        """The text of the next chunk (empty when it ends inside a character); None at the end."""
         data = self._stream.read(self._chunk)
         try:
             text = self._decoder.decode(data, final=not data)
@@ -214,13 +245,87 @@ class JsonStream:
         self._bytes += len(data)
         if not data:
             self._eof = True
+            return None
+        return text
+
+    def _keep(self, text: str) -> None:
+        """``text`` added to what is read, dropping what is read and not kept."""
         keep = self._pos if self._mark is None else self._mark
         self._buf = self._buf[keep:] + text
         self._base += keep
         self._pos -= keep
         if self._mark is not None:
             self._mark -= keep
-        return bool(data) or bool(text)
+
+    def _read_ahead(self, want: int) -> bool:
+        """Reads chunks until ``want`` characters are held from here (or the end); whether
+        any more are held. A read that fails ends the reading ahead, and is raised by the
+        read (:meth:`_fill`) that would have come to it: what is read ahead changes nothing
+        of what is read, nor of when a document is refused."""
+        pieces: list[str] = []
+        held = len(self._buf) - self._pos
+        while held < want and not self._eof and self._failed is None:
+            try:
+                text = self._read()
+            except Exception as exc:
+                self._failed = exc
+                break
+            if text is None:
+                break
+            pieces.append(text)
+            held += len(text)
+        if not any(pieces):
+            return False
+        self._keep("".join(pieces))
+        return True
+
+    def _decoded(self, limits: Limits) -> Any:
+        """The array or object here, decoded whole by the C decoder and passed over, when it
+        is within ``limits``; None, and nothing passed over, when it is to be scanned.
+
+        Decoding comes before counting, so what is decoded at once is kept to what builds
+        at most twice the values allowed: text of at most that many characters, or of at
+        most that many of the marks (``,:[{``) that each value after the first follows."""
+        if limits.values < 1 or limits.depth < 1:
+            return None  # no array or object is within them
+        most = 2 * limits.values
+        tried = 0
+        while True:
+            held = len(self._buf) - self._pos
+            size = held
+            if held > most:
+                size = min(held, max(2 * tried, min(most, CHUNK)))
+                if size > most and _marks(self._buf, self._pos, self._pos + size) > most:
+                    return None
+            try:
+                if size == held:
+                    found, end = _DECODER.raw_decode(self._buf, self._pos)
+                else:
+                    found, end = _DECODER.raw_decode(self._buf[self._pos : self._pos + size])
+                    end += self._pos
+                break
+            except json.JSONDecodeError as exc:
+                # Cut short by the end of what is decoded: decode more of it, reading on
+                # if need be, up to its limit (a value within it is whole once that much
+                # is held); what fails otherwise is not JSON, and is scanned.
+                cut = exc.pos >= len(exc.doc) - _CUT or exc.msg.startswith("Unterminated")
+                if not cut or size >= limits.chars:
+                    return None
+                tried = size
+                if size == held and not self._read_ahead(min(2 * held, limits.chars)):
+                    return None
+            except (ValueError, RecursionError):
+                return None
+        if end - self._pos > limits.chars:
+            return None
+        text = self._buf[self._pos : end]
+        opened = text.count("[") + text.count("{")
+        if opened > limits.depth or opened + text.count(",") > limits.values:
+            values, depth = _measure(text, limits.depth)
+            if values > limits.values or depth > limits.depth:
+                return None
+        self._pos = end
+        return found
 
     def _scan(self, limits: Limits | None) -> Oversize | None:
         """Moves past one value; without ``limits``, or once over them, keeps nothing."""
@@ -282,8 +387,9 @@ class JsonStream:
         number: str | None = None
         is_key = False
         while True:
-            if self._pos >= len(self._buf) and not self._fill():
-                raise self.error("unexpected end: an array or object is not closed")
+            while self._pos >= len(self._buf):  # a chunk may end inside a character
+                if not self._fill():
+                    raise self.error("unexpected end: an array or object is not closed")
             char = self._buf[self._pos]
             if char == '"':
                 start = self._base + self._pos  # a chunk read may move the buffer
@@ -302,11 +408,12 @@ class JsonStream:
                 end = _OPENING.match(self._buf, self._pos).end()  # type: ignore[union-attr]
                 if depth == 0:
                     is_key = top_object
+                if limits is not None and problem is None and self._mark is not None:
+                    room = self._mark + limits.chars - self._pos
+                    problem = _opening_over(limits, end - self._pos, depth, values, room)
                 depth += end - self._pos
                 values += end - self._pos
                 self._pos = end
-                if limits is not None and depth > limits.depth and problem is None:
-                    problem = f"nested deeper than {limits.depth} levels"
             elif char in "}]":
                 end = _CLOSING.match(self._buf, self._pos).end()  # type: ignore[union-attr]
                 closed = min(end - self._pos, depth)
@@ -316,6 +423,13 @@ class JsonStream:
                     break
             else:
                 end = _PLAIN.match(self._buf, self._pos).end()  # type: ignore[union-attr]
+                if limits is not None and problem is None and self._mark is not None:
+                    # Over its characters inside this text, and not over its values before.
+                    last = self._mark + limits.chars
+                    if last < end:
+                        commas = self._buf.count(",", self._pos, last + 1)
+                        if values + commas <= limits.values:
+                            problem = f"larger than {limits.chars:,} characters of JSON"
                 values += self._buf.count(",", self._pos, end)
                 if depth == 1 and top_object:
                     mark = _last_mark(self._buf, self._pos, end)
@@ -331,6 +445,48 @@ class JsonStream:
         if limits is not None and problem is None and self._over(limits):
             problem = f"larger than {limits.chars:,} characters of JSON"
         return None if problem is None else Oversize(problem, field, number)
+
+
+def _opening_over(limits: Limits, run: int, depth: int, values: int, room: int) -> str | None:
+    """What a run of ``run`` opening brackets goes over first, as if read one at a time
+    (at the same one: depth, then values, then characters); None when nothing. Before it,
+    ``depth`` and ``values`` are reached, and ``room`` characters are left."""
+    deeper = limits.depth - depth + 1
+    more = limits.values - values + 1
+    first = min(deeper, more, room + 1)
+    if first > run:
+        return None
+    if first == deeper:
+        return f"nested deeper than {limits.depth} levels"
+    if first == more:
+        return f"more than {limits.values:,} values"
+    return f"larger than {limits.chars:,} characters of JSON"
+
+
+def _marks(text: str, start: int, end: int) -> int:
+    """The most values (keys counted) that decoding ``text[start:end]`` builds, less one."""
+    return sum(text.count(mark, start, end) for mark in ",:[{")
+
+
+def _measure(text: str, deepest: int) -> tuple[int, int]:
+    """The values of a JSON array or object as :meth:`JsonStream._container` counts them
+    (arrays, objects and commas outside strings), and how deep it nests (counted up to
+    ``deepest + 1``)."""
+    shape = text.encode("utf-8", "surrogatepass")
+    if b"\\" in shape:
+        shape = _ESCAPE.sub(b"", shape)  # an escaped quote ends no string
+    # Quotes, brackets and commas: a string is a pair of quotes, mostly with nothing between.
+    shape = shape.translate(None, _NOT_SHAPE).replace(b'""', b"")
+    if b'"' in shape:
+        shape = _QUOTED.sub(b"", shape)  # strings holding brackets or commas
+    values = shape.count(b",")
+    shape = shape.translate(_ONE_KIND, b",")
+    values += len(shape) // 2
+    depth = 0
+    while shape and depth <= deepest:
+        shape = shape.replace(b"[]", b"")  # the innermost arrays and objects
+        depth += 1
+    return values, depth
 
 
 def _short_string(text: str) -> str | None:
