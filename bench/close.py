@@ -186,34 +186,30 @@ def start_api(bench: System) -> LocalProcess:
 
 
 def close_api(bench: System, api: LocalProcess, body: bytes, period: str) -> Closed:
-    bench.reset()
-    started = time.perf_counter()
-    answer = httpx.post(
-        f"{api.url}/periods/{period}/close",
-        content=body,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-        timeout=900,
-    )
-    seconds = time.perf_counter() - started
-    if answer.status_code != 202:
-        raise RuntimeError(f"the API answered {answer.status_code}: {answer.text[:2000]}")
-    return _checked(bench, str(answer.json()["run"]), seconds)
+    """The close with a JSON body, sent whole."""
+    return _post_close(bench, api, period, body, "application/json")
 
 
 def close_api_streamed(bench: System, api: LocalProcess, body: bytes, period: str) -> Closed:
     """The streamed close: NDJSON sent in pieces of 1 MiB, as a client streams a file."""
-    bench.reset()
 
     def pieces() -> Iterator[bytes]:
         view = memoryview(body)
         for start in range(0, len(body), STREAM_PIECE):
             yield bytes(view[start : start + STREAM_PIECE])
 
+    return _post_close(bench, api, period, pieces(), "application/x-ndjson")
+
+
+def _post_close(
+    bench: System, api: LocalProcess, period: str, content: bytes | Iterator[bytes], media: str
+) -> Closed:
+    bench.reset()
     started = time.perf_counter()
     answer = httpx.post(
         f"{api.url}/periods/{period}/close",
-        content=pieces(),
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
+        content=content,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": media},
         timeout=1800,
     )
     seconds = time.perf_counter() - started

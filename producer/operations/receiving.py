@@ -32,6 +32,7 @@ from producer.operations.runs import (
     CLAIM_HOLD_S,
     RunStarted,
     item_tenants,
+    period_run,
     plan_items,
     queue_sends,
     record_rejection,
@@ -213,10 +214,7 @@ def close_streamed(
     check_period(period)
     run = store.next_run_id(period)
     if not store.claim_period(period, run, hold_s=CLAIM_HOLD_S):
-        existing = store.period_run(period) or run
-        record = store.run_record(existing)
-        total = record.total if record else 0
-        return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
+        return period_run(store, period, run)
     stream = iter(batches)
     try:
         first = next(stream, None)

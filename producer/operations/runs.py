@@ -265,6 +265,15 @@ CLAIM_HOLD_S = 600.0
 dies in between frees the period after that long, instead of leaving it with no run."""
 
 
+def period_run(store: StatusStore, period: str, run: str) -> RunStarted:
+    """The run a period closed before has (``run``: the one the close would have made):
+    what closing it again answers with."""
+    existing = store.period_run(period) or run
+    record = store.run_record(existing)
+    total = record.total if record else 0
+    return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
+
+
 def close_period(
     app: CeleryApp,
     store: StatusStore,
@@ -279,10 +288,7 @@ def close_period(
     _refuse_repeats(invoices)  # before the claim: a refused close must leave the period open
     run = store.next_run_id(period)
     if not store.claim_period(period, run, hold_s=CLAIM_HOLD_S):
-        existing = store.period_run(period) or run
-        record = store.run_record(existing)
-        total = record.total if record else 0
-        return RunStarted(run=existing, total=total, queued=0, rejected=0, existing=True)
+        return period_run(store, period, run)
     try:
         # A number another period holds, or one Heeros holds already, fails alone.
         admission = admit(store, kept(invoices), period=period)
@@ -421,6 +427,7 @@ __all__ = [
     "export_again",
     "item_tenants",
     "kept",
+    "period_run",
     "plan_items",
     "queue_sends",
     "record_rejection",
