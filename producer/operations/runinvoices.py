@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from worker.documents.invoice import Invoice
-from worker.documents.keptcopy import compress_invoice, copy_version, decompress_invoice
+from worker.documents.keptcopy import copy_version, decompress_invoice, kept_copy
 from worker.errors import PermanentError
 
 
@@ -41,8 +41,9 @@ class KeptInvoice:
 
     @classmethod
     def of(cls, invoice: Invoice) -> KeptInvoice:
-        copy = compress_invoice(invoice)
-        return cls(invoice.number, invoice.customer.customer_number, copy, period=invoice.period)
+        copy, version = kept_copy(invoice)
+        customer = invoice.customer.customer_number
+        return cls(invoice.number, customer, copy, version=version, period=invoice.period)
 
     def invoice(self) -> Invoice:
         """The invoice model, read back from its copy."""

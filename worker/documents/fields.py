@@ -9,13 +9,21 @@ sum), then by its size; a text by its length and by the control characters XML
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_core import PydanticKnownError
 
 from worker.documents import vat
-from worker.documents.identifiers import normalize_business_id, normalize_vat_number
+from worker.documents.identifiers import (
+    normalize_bic,
+    normalize_business_id,
+    normalize_iban,
+    normalize_vat_number,
+)
 from worker.documents.names import NAME_PATTERN, shown
 from worker.documents.vat import VatCategory
 
@@ -55,7 +63,27 @@ def _number_input(value: Any) -> Any:
     return value
 
 
-def _bounded(value: Decimal) -> Decimal:
+PLACES = 4
+"""The most decimal places of a quantity or a price (trailing zeros aside: ``1.50000`` is
+taken)."""
+
+
+def _quantity(value: Decimal) -> Decimal:
+    # Field(decimal_places=PLACES) and the bounds, with their errors, in one call (each
+    # validator costs a call for every number of every row). More places than PLACES means
+    # more both as written and without trailing zeros (a zero has none). A number str()
+    # writes without an exponent has as many places as digits after its point, which is
+    # cheaper to ask than for its digits.
+    text = str(value)
+    point = text.find(".")
+    if "E" in text or (point >= 0 and len(text) - point - 1 > PLACES):
+        _, digits, exponent = value.as_tuple()
+        if isinstance(exponent, int) and exponent < -PLACES:
+            significant = len(digits)
+            while significant and not digits[significant - 1]:
+                significant -= 1
+            if significant and exponent + len(digits) - significant < -PLACES:
+                raise PydanticKnownError("decimal_max_places", {"decimal_places": PLACES})
     # copy_abs() and the comparison are exact: no context, so no rounding and no Overflow.
     # The value quoted is short: _number_input bounded its digits and exponent.
     if not value.is_finite() or value.copy_abs() >= MAX_AMOUNT:
@@ -63,12 +91,24 @@ def _bounded(value: Decimal) -> Decimal:
     return value
 
 
+def _price(value: Decimal) -> Decimal:
+    # Field(ge=0) first, as the constraint came first.
+    if not value >= 0:
+        raise PydanticKnownError("greater_than_equal", {"ge": 0})
+    return _quantity(value)
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_search_control = _CONTROL.search
 
 
 def _plain(value: str) -> str:
-    # XML 1.0 cannot carry these: refuse them here, where the field can be named.
-    found = _CONTROL.search(value)
+    # XML 1.0 cannot carry these: refuse them here, where the field can be named. A
+    # printable text has none of them (they are all control, surrogate or unassigned
+    # code points), which is cheaper to ask first.
+    if value.isprintable():
+        return value
+    found = _search_control(value)
     if found is not None:
         raise ValueError(f"contains the control character U+{ord(found.group()):04X}")
     return value
@@ -81,14 +121,35 @@ Code = Annotated[str, Field(min_length=1, max_length=35), Plain]
 SafeId = Annotated[str, Field(pattern=NAME_PATTERN)]
 """A period, an invoice or a customer number: a name of :mod:`worker.documents.names`."""
 Bounded = BeforeValidator(_number_input)
-Quantity = Annotated[Decimal, Bounded, Field(decimal_places=4), AfterValidator(_bounded)]
-Price = Annotated[Decimal, Bounded, Field(ge=0, decimal_places=4), AfterValidator(_bounded)]
+Quantity = Annotated[
+    Decimal,
+    Bounded,
+    AfterValidator(_quantity),
+    Field(json_schema_extra={"decimal_places": PLACES}),
+]
+Price = Annotated[
+    Decimal,
+    Bounded,
+    AfterValidator(_price),
+    Field(json_schema_extra={"decimal_places": PLACES, "ge": 0}),
+]
 VatRate = Annotated[Decimal, Bounded, AfterValidator(vat.vat_rate)]
 VatCode = Annotated[VatCategory, BeforeValidator(vat.vat_code)]
 Reason = Annotated[str, Field(min_length=1, max_length=vat.MAX_REASON_CHARS), Plain]
 Identifier = Field(max_length=MAX_IDENTIFIER_CHARS)
-BusinessId = Annotated[str, Identifier, AfterValidator(normalize_business_id)]
-VatNumber = Annotated[str, Identifier, AfterValidator(normalize_vat_number)]
+
+
+def _remembered(normalize: Callable[[str], str]) -> Callable[[str], str]:
+    # A period repeats the seller's identifiers on every invoice, and each buyer's on each
+    # of its invoices: the forms of those taken are remembered (what is refused is checked,
+    # and its error raised, again each time).
+    return lru_cache(maxsize=4096)(normalize)
+
+
+BusinessId = Annotated[str, Identifier, AfterValidator(_remembered(normalize_business_id))]
+VatNumber = Annotated[str, Identifier, AfterValidator(_remembered(normalize_vat_number))]
+Iban = Annotated[str, Identifier, AfterValidator(_remembered(normalize_iban))]
+Bic = Annotated[str, Identifier, AfterValidator(_remembered(normalize_bic))]
 
 
 __all__ = [
@@ -97,10 +158,13 @@ __all__ = [
     "MAX_NUMBER_CHARS",
     "MAX_NUMBER_DIGITS",
     "MAX_TOTAL",
+    "PLACES",
     "SHOWN_PROBLEMS",
+    "Bic",
     "Bounded",
     "BusinessId",
     "Code",
+    "Iban",
     "Identifier",
     "Name",
     "Plain",

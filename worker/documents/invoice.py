@@ -22,7 +22,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -42,8 +42,10 @@ from worker.documents.fieldpath import field_path
 from worker.documents.fields import (
     MAX_TOTAL,
     SHOWN_PROBLEMS,
+    Bic,
     BusinessId,
     Code,
+    Iban,
     Identifier,
     Name,
     Plain,
@@ -56,11 +58,7 @@ from worker.documents.fields import (
     VatNumber,
     VatRate,
 )
-from worker.documents.identifiers import (
-    normalize_bic,
-    normalize_iban,
-    normalize_reference,
-)
+from worker.documents.identifiers import normalize_reference
 from worker.documents.names import shown
 from worker.documents.vat import VAT_RATES, VatCategory, VatLine, money
 from worker.errors import InvoiceError
@@ -73,6 +71,13 @@ _VAT_FIELDS = ("vat_code", "vat_exemption_reason")
 
 def _without(data: Any, computed: tuple[str, ...]) -> Any:
     # Serialized invoices carry their computed totals; they are derived again, never trusted.
+    if type(data) is dict:  # the common case, asked first: it is asked for every row
+        if not any(map(data.__contains__, computed)):
+            return data
+        kept = data.copy()
+        for name in computed:
+            kept.pop(name, None)
+        return kept
     if isinstance(data, Mapping) and any(key in data for key in computed):
         return {key: value for key, value in data.items() if key not in computed}
     return data
@@ -109,8 +114,8 @@ class Contact(_Model):
 class BankAccount(_Model):
     """The seller's account the invoice is paid to."""
 
-    iban: Annotated[str, Identifier, AfterValidator(normalize_iban)]
-    bic: Annotated[str, Identifier, AfterValidator(normalize_bic)]
+    iban: Iban
+    bic: Bic
 
 
 class DeliveryPeriod(_Model):
@@ -202,6 +207,22 @@ class InvoiceRow(_Model):
         return money(self.amount * self.vat_rate / 100)
 
 
+def _held(model: BaseModel, name: str) -> Any:
+    """A computed field's value, as reading it gives it.
+
+    A :class:`functools.cached_property` holds its value in the instance's ``__dict__``;
+    this computes and holds it the same way, without the lock the descriptor takes
+    (Python 3.11) each time it computes one, which counts for every row validated."""
+    held = model.__dict__
+    if name in held:
+        return held[name]
+    descriptor = getattr(type(model), name)
+    if type(descriptor) is not cached_property:
+        return getattr(model, name)
+    value = held[name] = descriptor.func(model)
+    return value
+
+
 class Invoice(_Model):
     """One invoice or credit note of an invoice period."""
 
@@ -284,24 +305,38 @@ class Invoice(_Model):
         address = self.customer.address
         buyer = vat.Buyer.of(address.country_code if address else None, self.customer.vat_number)
         decided, problems = vat.categorize_rows(self.rows, buyer, shown=SHOWN_PROBLEMS)
-        rows = [
-            row if d is None else row.model_copy(update=dict(zip(_VAT_FIELDS, d, strict=True)))
-            for row, d in zip(self.rows, decided, strict=True)
-        ]
-        # Validation decides the categories once; the model stays frozen for everyone else.
-        self.__dict__["rows"] = rows
+        if any(decided):  # a decision is a pair, None where the row keeps what it holds
+            rows = [
+                row if d is None else row.model_copy(update=dict(zip(_VAT_FIELDS, d, strict=True)))
+                for row, d in zip(self.rows, decided, strict=True)
+            ]
+            # Validation decides the categories once; the model stays frozen for everyone else.
+            self.__dict__["rows"] = rows
         self.__dict__.pop("vat_breakdown", None)
         return problems
 
     def _check_sums(self) -> None:
-        sums = [(f"rows[{i}].amount", row.amount) for i, row in enumerate(self.rows)]
-        sums += [("total_excl_vat", self.total_excl_vat), ("total_incl_vat", self.total_incl_vat)]
-        sums += [(f"the VAT base of {line.rate} %", line.base) for line in self.vat_breakdown]
-        for name, value in sums:
+        # Every sum is worked out before any is checked; the first out of range is named.
+        # Each is held before the one that reads it, which then finds it held.
+        amounts = [_held(row, "amount") for row in self.rows]
+        total_excl_vat, lines, _, total_incl_vat = (
+            _held(self, name)
+            for name in ("total_excl_vat", "vat_breakdown", "vat_total", "total_incl_vat")
+        )
+        totals = (("total_excl_vat", total_excl_vat), ("total_incl_vat", total_incl_vat))
+        for index, amount in enumerate(amounts):
+            if abs(amount) >= MAX_TOTAL:
+                _out_of_range(f"rows[{index}].amount", amount)
+        for name, value in totals:
             if abs(value) >= MAX_TOTAL:
-                raise ValueError(
-                    f"{name} {value} is out of range (at most {MAX_TOTAL:,} in absolute value)"
-                )
+                _out_of_range(name, value)
+        for line in lines:
+            if abs(line.base) >= MAX_TOTAL:
+                _out_of_range(f"the VAT base of {line.rate} %", line.base)
+
+
+def _out_of_range(name: str, value: Decimal) -> NoReturn:
+    raise ValueError(f"{name} {value} is out of range (at most {MAX_TOTAL:,} in absolute value)")
 
 
 class InvoicePeriod(_Model):

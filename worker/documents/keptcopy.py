@@ -47,9 +47,15 @@ def _packer(version: bytes) -> zlib._Compress:
 
 def compress_invoice(invoice: Invoice) -> bytes:
     """The invoice's compact Opter XML, compressed."""
+    return kept_copy(invoice)[0]
+
+
+def kept_copy(invoice: Invoice) -> tuple[bytes, str]:
+    """The invoice's kept copy and its version (:func:`copy_version`), from one writing."""
     xml = invoice_xml(invoice)
     packer = _packer(VERSION).copy()
-    return VERSION + packer.compress(xml) + packer.flush()
+    blob = VERSION + packer.compress(xml) + packer.flush()
+    return blob, _version_of(xml)
 
 
 def _xml(blob: bytes, number: str) -> bytes:
@@ -86,7 +92,11 @@ def copy_version(blob: bytes, *, number: str) -> str:
     The same invoice data gives the same version whatever the compression (the content
     is hashed, not the bytes kept), and a corrected invoice another one.
     """
-    return hashlib.sha256(_xml(blob, number)).hexdigest()[:VERSION_DIGITS]
+    return _version_of(_xml(blob, number))
+
+
+def _version_of(xml: bytes) -> str:
+    return hashlib.sha256(xml).hexdigest()[:VERSION_DIGITS]
 
 
 __all__ = [
@@ -95,4 +105,5 @@ __all__ = [
     "copy_version",
     "decompress_invoice",
     "invoice_source",
+    "kept_copy",
 ]

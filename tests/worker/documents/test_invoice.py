@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from producer.operations.samples import sample_invoices
+from worker.documents.fields import _CONTROL
 from worker.documents.invoice import (
     VAT_RATES,
     Invoice,
@@ -517,6 +518,121 @@ def test_sums_past_what_the_transform_carries_to_the_cent_refused() -> None:
 def test_non_finite_vat_rate_refused(vat_rate: str) -> None:
     error = error_of(invoice_data(row(vat_rate=vat_rate)))
     assert str(error) == f"invoice {NUMBER}: rows[0].vat_rate: Input should be a finite number"
+
+
+PLACES_MESSAGE = "Decimal input should have no more than 4 decimal places"
+ERROR_TYPES = {"ge": "greater_than_equal", "decimal_places": "decimal_max_places"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message", "kind", "context"),
+    [
+        # A price below zero is refused as such first, whatever its places or size.
+        ("unit_price", "-0.00001", "Input should be greater than or equal to 0", "ge", 0),
+        ("unit_price", "-1e12", "Input should be greater than or equal to 0", "ge", 0),
+        # Too many places are refused before the size.
+        ("quantity", "1000000000.00001", PLACES_MESSAGE, "decimal_places", 4),
+        ("quantity", "1.2E-5", PLACES_MESSAGE, "decimal_places", 4),
+        ("quantity", "-0.00001", PLACES_MESSAGE, "decimal_places", 4),
+        ("unit_price", "1e-5", PLACES_MESSAGE, "decimal_places", 4),
+    ],
+)
+def test_a_number_is_refused_by_the_first_rule_it_breaks(
+    field: str, value: str, message: str, kind: str, context: int
+) -> None:
+    error = error_of(invoice_data(row(**{field: value})))
+    assert str(error) == f"invoice {NUMBER}: rows[0].{field}: {message}"
+    cause = error.__cause__
+    assert isinstance(cause, ValidationError)
+    [detail] = cause.errors(include_url=False)
+    assert (
+        detail["type"] == {"ge": "greater_than_equal", "decimal_places": "decimal_max_places"}[kind]
+    )
+    assert detail["ctx"] == {kind: context}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("quantity", "1.50000"),
+        ("quantity", "0.000000"),
+        ("quantity", "0E-9"),
+        ("quantity", "1E+3"),
+        ("quantity", "12.5E-2"),
+        ("unit_price", "-0"),
+        ("unit_price", "0.00000"),
+    ],
+)
+def test_trailing_zeros_are_not_decimal_places(field: str, value: str) -> None:
+    invoice = build(row(**{field: value}))
+    assert getattr(invoice.rows[0], field) == Decimal(value)
+
+
+@pytest.mark.parametrize("mode", ["validation", "serialization"])
+def test_the_schema_states_the_rules_of_numbers(mode: Any) -> None:
+    rows = Invoice.model_json_schema(mode=mode)["$defs"]["InvoiceRow"]["properties"]
+    assert rows["quantity"]["decimal_places"] == 4
+    assert "ge" not in rows["quantity"]
+    assert (rows["unit_price"]["decimal_places"], rows["unit_price"]["ge"]) == (4, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("a\x00b", "0000"),
+        ("\x1fx", "001F"),
+        ("x\x7f", "007F"),
+        ("\ufffe", "FFFE"),
+        ("\uffff", "FFFF"),
+    ],
+)
+def test_a_character_xml_cannot_carry_is_refused_naming_the_field(text: str, code: str) -> None:
+    error = error_of(invoice_data(row(description=f"Rahti {text}")))
+    assert str(error) == (
+        f"invoice {NUMBER}: rows[0].description: contains the control character U+{code}"
+    )
+
+
+@pytest.mark.parametrize(
+    "text", ["Rivi 1\nRivi 2\r\n\tloppu", "Åbo \u00a0€ \u200b 運送", "x\ufffd"]
+)
+def test_line_breaks_tabs_and_any_other_character_are_taken(text: str) -> None:
+    assert build(row(description=text)).rows[0].description == text
+
+
+def test_every_character_refused_is_one_a_printable_text_cannot_hold() -> None:
+    # A printable text is taken without looking for the characters one by one.
+    refused = [chr(c) for c in range(0x110000) if _CONTROL.search(chr(c))]
+    assert len(refused) == 9 + 2 + 18 + 1 + 2048 + 2
+    assert not any(character.isprintable() for character in refused)
+
+
+def test_an_identifier_is_refused_each_time_it_is_given() -> None:
+    seller = invoice_data()["seller"]
+    for _ in range(2):
+        error = error_of(invoice_data(seller=seller | {"business_id": "0112038-1"}))
+        assert str(error) == (
+            f"invoice {NUMBER}: seller.business_id: "
+            "business ID '0112038-1' has a wrong check digit (expected 9)"
+        )
+    for _ in range(2):
+        account = {"iban": "fi21 1234 5600 0007 85", "bic": " ndeafihh "}
+        invoice = build(seller_account=account)
+        assert invoice.seller_account.iban == "FI2112345600000785"
+        assert invoice.seller_account.bic == "NDEAFIHH"
+
+
+def test_validation_holds_the_sums_it_checked_and_nothing_more() -> None:
+    invoice = parse_invoice(invoice_data(*MIXED_ROWS))
+    assert list(invoice.__dict__)[-4:] == [
+        "total_excl_vat",
+        "vat_breakdown",
+        "vat_total",
+        "total_incl_vat",
+    ]
+    assert [list(r.__dict__)[-1] for r in invoice.rows] == ["amount"] * len(MIXED_ROWS)
+    assert invoice.rows[0].vat_amount == Decimal("0.00")
+    assert str(invoice.vat_total) == "36.17"
 
 
 @pytest.mark.parametrize(

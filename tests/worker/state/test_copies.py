@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from producer.operations.samples import sample_invoices
-from worker.documents.keptcopy import compress_invoice, copy_version
+from worker.documents.keptcopy import compress_invoice, copy_version, kept_copy
 from worker.state.copies import KeptCopies
 from worker.state.keys import item_id
 from worker.state.store import RunRecord, StatusStore
@@ -66,3 +66,10 @@ def test_a_copy_kept_before_versions_is_read_for_its_period_and_version(
     assert (holding.period, holding.version, holding.indexed) == ("2026-11", OLD, False)
     assert KeptCopies.for_store(store).replace(NUMBER, FIXED, NEW, period="2026-11") == OLD
     assert KeptCopies.for_store(store).copy(NUMBER, OLD) == ORIGINAL
+
+
+def test_a_copy_written_with_its_version_has_the_version_read_from_it() -> None:
+    for invoice in sample_invoices(20):
+        blob, version = kept_copy(invoice)
+        assert blob == compress_invoice(invoice)
+        assert version == copy_version(blob, number=invoice.number)
