@@ -356,11 +356,10 @@ def _close_size(
         body = close_body(listing)
         if len(body) > MAX_BODY_BYTES:
             table.text(
-                f"{size:,}: apply_async loop ÷ API (POST /periods/P/close)",
-                f"refused: the body ({len(body) / 2**20:,.0f} MiB) is over the API's "
-                f"{MAX_BODY_BYTES // 2**20} MiB limit (413)",
-                target=OVER_LOOP,
-                verdict="missed: a period this size cannot be closed through the API",
+                f"{size:,}: API (POST /periods/P/close), a JSON body",
+                f"refused as documented: the body ({len(body) / 2**20:,.0f} MiB) is over the "
+                f"API's {MAX_BODY_BYTES // 2**20} MiB limit (413); such a period streams "
+                "(API streamed, above)",
             )
         else:
             closed = close_api(bench, api, body, f"A{size}")
