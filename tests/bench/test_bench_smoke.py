@@ -59,11 +59,19 @@ def test_aggregator_prints_its_figures(
 def test_close_prints_its_figures(private_redis: None, capsys: pytest.CaptureFixture[str]) -> None:
     from bench import close
 
-    table = close.run((100,), paths=("library", "cli", "api"))
+    table = close.run((100,), paths=("library", "cli", "api", "stream"))
     print(table.markdown())
     out = capsys.readouterr().out
     assert "### 1. Period close" in out
-    for path in ("apply_async loop", "library (close_period)", "CLI (close-period)", "API (POST"):
+    for path in (
+        "apply_async loop",
+        "library (close_period)",
+        "CLI (close-period, JSON file)",
+        "CLI (close-period, NDJSON file)",
+        "API streamed (NDJSON)",
+        "API (POST",
+        "API process peak RSS (streamed close)",
+    ):
         assert f"100: {path}" in out
     assert "≥ 3.00×" in out
     assert all(row.value for row in table.rows)
