@@ -8,7 +8,6 @@ tenant in (:func:`worker.celery.tasks.take_turn`), and the recovery beat tops ev
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 from celery import Celery
@@ -18,8 +17,6 @@ from worker.celery.tasks import SEND_QUEUE, SEND_TASK, publish_window
 from worker.config.settings import Settings
 from worker.state.store import StatusStore
 from worker.state.windows import Windows
-
-log = logging.getLogger(__name__)
 
 
 def stale_after_s(settings: Settings) -> float:

@@ -84,9 +84,9 @@ def export_config() -> ExportConfig:
     return parse_export_config(CONFIG, environ={"KEY": CLIENT_KEY})
 
 
-def published(app: Celery) -> list[tuple[str, str]]:
-    """The send tasks waiting in the in-memory broker, in both send queues (taken off it)."""
-    found: list[tuple[str, str]] = []
+def waiting(app: Celery) -> dict[str, list[tuple[str, str]]]:
+    """The send tasks waiting in the in-memory broker, per send queue (taken off it)."""
+    found: dict[str, list[tuple[str, str]]] = {}
     with app.connection_for_read() as connection:
         for name in (EXPRESS_QUEUE, SEND_QUEUE):
             queue = connection.SimpleQueue(name, no_ack=True)
@@ -96,9 +96,14 @@ def published(app: Celery) -> list[tuple[str, str]]:
                 except queue.Empty:
                     break
                 run, item = message.payload[0]
-                found.append((run, item))
+                found.setdefault(name, []).append((run, item))
             queue.close()
     return found
+
+
+def published(app: Celery) -> list[tuple[str, str]]:
+    """The send tasks waiting in the in-memory broker, in both send queues (taken off it)."""
+    return [sent for queue in waiting(app).values() for sent in queue]
 
 
 def as_json(invoices: list[Invoice]) -> list[dict[str, Any]]:

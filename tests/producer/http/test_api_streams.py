@@ -24,6 +24,7 @@ from tests.producer.http.test_api import (
     as_json,
     export_config,
     published,
+    waiting,
 )
 from worker.celery.app import create_app
 from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE
@@ -55,18 +56,7 @@ def archive(files: dict[str, bytes], mode: str = "w:gz") -> bytes:
 
 def queues(api: Api) -> dict[str, list[str]]:
     """The items waiting in each send queue (taken off it)."""
-    found: dict[str, list[str]] = {}
-    with api.app.connection_for_read() as connection:
-        for name in (EXPRESS_QUEUE, SEND_QUEUE):
-            queue = connection.SimpleQueue(name, no_ack=True)
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue.Empty:
-                    break
-                found.setdefault(name, []).append(message.payload[0][1])
-            queue.close()
-    return found
+    return {name: [item for _, item in sent] for name, sent in waiting(api.app).items()}
 
 
 @pytest.fixture
