@@ -82,9 +82,9 @@ def test_an_ndjson_close_records_and_queues_every_invoice(api: Api) -> None:
         i.number for i in PERIOD if i.customer.customer_number == "1004"
     }
     # One batch: a small run, on the express queue.
-    waiting = queues(api)
-    assert sorted(waiting) == [EXPRESS_QUEUE]
-    assert len(waiting[EXPRESS_QUEUE]) == len(ROUTED)
+    found = queues(api)
+    assert sorted(found) == [EXPRESS_QUEUE]
+    assert len(found[EXPRESS_QUEUE]) == len(ROUTED)
     summary = summarize(api.store, run)
     assert summary is not None
     assert not summary.receiving
@@ -102,9 +102,9 @@ def test_a_stream_of_several_batches_goes_to_the_send_queue(api: Api, small_batc
         "/periods/2026-11/close", content=ndjson(as_json(invoices)), headers=NDJSON
     )
     assert answer.status_code == 202, answer.text
-    waiting = queues(api)
-    assert sorted(waiting) == [SEND_QUEUE]
-    assert len(waiting[SEND_QUEUE]) == len(invoices) > small_batches
+    found = queues(api)
+    assert sorted(found) == [SEND_QUEUE]
+    assert len(found[SEND_QUEUE]) == len(invoices) > small_batches
     summary = summarize(api.store, answer.json()["run"])
     assert summary is not None
     assert summary.total == len(invoices)
