@@ -31,6 +31,7 @@ from worker.celery.reconciliation import RECONCILE_TASK as RECONCILE_TASK  # reg
 from worker.celery.recovery import hold_received, leave
 from worker.celery.runtime import Runtime
 from worker.celery.tasks import (
+    BATCH_TASK,
     EXPRESS_QUEUE,
     POLL_QUEUE,
     POLL_TASK,
@@ -134,6 +135,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> Celery:
         task_default_queue=SEND_QUEUE,
         task_routes={
             SEND_TASK: {"queue": SEND_QUEUE},
+            BATCH_TASK: {"queue": SEND_QUEUE},
             POLL_TASK: {"queue": POLL_QUEUE},
             SWEEP_TASK: {"queue": POLL_QUEUE},
             RECONCILE_TASK: {"queue": RECONCILE_QUEUE},

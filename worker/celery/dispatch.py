@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from celery import Celery
 
 from worker.celery.requeue import SendApp
-from worker.celery.tasks import SEND_QUEUE, SEND_TASK, publish_window
+from worker.celery.tasks import BATCH_TASK, SEND_QUEUE, batch_calls, publish_window
 from worker.config.settings import Settings
 from worker.state.store import StatusStore
 from worker.state.windows import Windows
@@ -56,8 +56,8 @@ def top_up(app: SendApp, store: StatusStore, settings: Settings, *, now: float) 
             now=now,
             stale_before=now - stale_after_s(settings),
         )
-        for run, item in let_in:
-            app.send_task(SEND_TASK, args=(run, item), queue=SEND_QUEUE)
+        for args in batch_calls(let_in):
+            app.send_task(BATCH_TASK, args=args, queue=SEND_QUEUE)
         published += len(let_in)
     return published
 

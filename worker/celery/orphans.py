@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from worker.celery.requeue import SendApp, queue_again
-from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
+from worker.celery.tasks import BATCH_TASK, EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.state.keys import State
 from worker.state.leases import Held
 from worker.state.windows import Windows
@@ -55,7 +55,8 @@ RECENT_RUNS = 20
 
 @dataclass(frozen=True)
 class Unacked:
-    """A send message handed out and not acknowledged: its tag, item, failures and due time."""
+    """A send handed out in a message not acknowledged: the message's tag, the send's
+    item, failures and due time."""
 
     tag: str
     run: str
@@ -64,30 +65,33 @@ class Unacked:
     due: float
 
 
-def read_send(message: Any, tag: str = "") -> Unacked | None:
-    """The send a kombu message (as the Redis transport keeps it) carries; None for any
-    other message."""
+def read_sends(message: Any, tag: str = "") -> list[Unacked]:
+    """The sends a kombu message (as the Redis transport keeps it) carries: one, or a
+    batch message's; none for any other message."""
     try:
         headers = message.get("headers") or {}
-        if headers.get("task") != SEND_TASK:
-            return None
+        task = headers.get("task")
+        if task not in (SEND_TASK, BATCH_TASK):
+            return []
         args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         eta = headers.get("eta")
         due = datetime.fromisoformat(eta).timestamp() if eta else 0.0
-        return Unacked(tag, str(args[0]), str(args[1]), int(kwargs.get("failures", 0)), due)
+        if task == BATCH_TASK:
+            return [Unacked(tag, str(run), str(item), 0, due) for run, item in args[0]]
+        return [Unacked(tag, str(args[0]), str(args[1]), int(kwargs.get("failures", 0)), due)]
     except (AttributeError, ValueError, TypeError, KeyError, IndexError):
-        return None
+        return []
 
 
-def read_unacked(tag: str, raw: str | bytes | None) -> Unacked | None:
-    """The send in one entry of the transport's ``unacked`` hash; None for any other."""
+def read_unacked(tag: str, raw: str | bytes | None) -> list[Unacked]:
+    """The sends in one entry of the transport's ``unacked`` hash; none for any other."""
     if raw is None:
-        return None
+        return []
     try:
         message, _exchange, _routing_key = json.loads(raw)
     except (ValueError, TypeError):
-        return None
-    return read_send(message, tag)
+        return []
+    return read_sends(message, tag)
 
 
 @contextmanager
@@ -120,7 +124,7 @@ def reclaim_orphans(app: SendApp, runtime: Runtime, *, now: float) -> int:
         sends = [
             found
             for tag, raw in zip(tags, entries, strict=True)
-            if (found := read_unacked(tag, raw))
+            for found in read_unacked(tag, raw)
         ]
         if not sends:
             return 0
@@ -133,9 +137,9 @@ def reclaim_orphans(app: SendApp, runtime: Runtime, *, now: float) -> int:
         queued = queue_again(app, runtime, again, now=now)
         if orphans:
             pipe = client.pipeline(transaction=False)
-            for orphan in orphans:
-                pipe.zrem(channel.unacked_index_key, orphan.tag)
-                pipe.hdel(channel.unacked_key, orphan.tag)
+            for tag in sorted({orphan.tag for orphan in orphans}):
+                pipe.zrem(channel.unacked_index_key, tag)
+                pipe.hdel(channel.unacked_key, tag)
             pipe.execute()
     if orphans:
         log.warning(
@@ -157,11 +161,11 @@ def _sends_in(raws: Iterable[Any]) -> Iterator[tuple[str, str]]:
     """The (run, item) of every send among a queue's raw messages."""
     for raw in raws:
         try:
-            found = read_send(json.loads(raw))
+            found = read_sends(json.loads(raw))
         except ValueError:
             continue
-        if found is not None:
-            yield found.run, found.item
+        for send in found:
+            yield send.run, send.item
 
 
 def reclaim_lost(app: SendApp, runtime: Runtime, *, now: float) -> int:
@@ -179,9 +183,7 @@ def reclaim_lost(app: SendApp, runtime: Runtime, *, now: float) -> int:
         for queue in queues:
             named.update(_sends_in(client.lrange(queue, 0, -1)))
         for raw in client.hvals(channel.unacked_key):
-            found = read_unacked("", raw)
-            if found is not None:
-                named.add((found.run, found.item))
+            named.update((send.run, send.item) for send in read_unacked("", raw))
     named |= _held_by_live_workers(runtime, since=before)
     store = runtime.store
     recent = store.recent_run_ids(RECENT_RUNS)
@@ -213,7 +215,7 @@ def reclaim_lost(app: SendApp, runtime: Runtime, *, now: float) -> int:
 __all__ = [
     "LOST_SCAN_MAX",
     "Unacked",
-    "read_send",
+    "read_sends",
     "read_unacked",
     "reclaim_lost",
     "reclaim_orphans",

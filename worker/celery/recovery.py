@@ -3,7 +3,8 @@
 The accounting is the status store's (:mod:`worker.state.leases`); this module ties it
 to Celery's worker:
 
-- a send message is held by the worker that received it, from the moment it arrives
+- a send message (each send of a batch message) is held by the worker that received
+  it, from the moment it arrives
   (:func:`hold_received`, on ``task_received``: running, waiting for a thread, or a
   retry waiting for its due time) until its task ends (the task strikes it out);
 - every heartbeat renews the worker's beat, and once every :data:`RECOVER_EVERY_S`
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from worker.celery.dispatch import top_up
 from worker.celery.orphans import reclaim_lost, reclaim_orphans
 from worker.celery.requeue import SendApp, queue_again
-from worker.celery.tasks import SEND_TASK
+from worker.celery.tasks import BATCH_TASK, SEND_TASK
 from worker.state.leases import Held, delivery_of
 
 if TYPE_CHECKING:
@@ -45,21 +46,26 @@ RECOVER_BEAT = "recover"
 
 
 def hold_received(sender: Any = None, request: Any = None, **_: Any) -> None:
-    """``task_received``: the worker that received a send message holds it."""
-    if request is None or request.name != SEND_TASK:
+    """``task_received``: the worker that received a send message holds its sends."""
+    if request is None or request.name not in (SEND_TASK, BATCH_TASK):
         return
     try:
         runtime: Runtime = sender.app.heeros_runtime
         args = list(request.args or ())
-        if len(args) < 2:
-            return
         kwargs = request.kwargs or {}
         due = request.eta.timestamp() if request.eta is not None else 0.0
-        held = Held(str(args[0]), str(args[1]), int(kwargs.get("failures", 0)), due)
         retries = int(request.request_dict.get("retries", 0) or 0)
-        runtime.leases.hold(
-            runtime.worker_id, delivery_of(request.id, retries), held, now=time.time()
-        )
+        if request.name == BATCH_TASK:
+            sends = {
+                delivery_of(request.id, retries, index): Held(str(run), str(item), 0, due)
+                for index, (run, item) in enumerate(args[0] if args else ())
+            }
+        elif len(args) >= 2:
+            held = Held(str(args[0]), str(args[1]), int(kwargs.get("failures", 0)), due)
+            sends = {delivery_of(request.id, retries): held}
+        else:
+            return
+        runtime.leases.hold_all(runtime.worker_id, sends, now=time.time())
     except Exception:
         log.warning("a received send could not be written to the worker's lease", exc_info=True)
 

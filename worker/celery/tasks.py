@@ -1,10 +1,18 @@
 """The Celery tasks: thin, like web views. Each decodes its arguments, calls the
 pipeline and maps errors to retries; the logic lives in :mod:`worker.pipeline`.
 
-``heeros.export_invoice`` sends one invoice (queue ``heeros.send``);
+``heeros.export_invoice`` sends one invoice (queue ``heeros.send``, or
+``heeros.express``); ``heeros.export_batch`` sends the few invoices of one tenant a
+window let out together (:mod:`worker.state.windows`), one after another, so that a
+big run costs the broker and the workers one message per :data:`SEND_BATCH` sends;
 ``heeros.poll_due`` checks a batch of sent invoices whose status is due (queue
 ``heeros.poll``): checking many in one task is cheaper than a task per poll,
 and no task ever sleeps waiting for Heeros.
+
+A send of a batch that must wait (a transient error) goes on as a message of its own,
+``heeros.export_invoice`` with its failures so far; one the tenant's limits hold back
+takes the batch's sends not yet tried with it, as one message due when the limits let
+them go.
 
 When tracing is on (:mod:`worker.tracing`), a send is the span ``export_invoice`` in
 its invoice's trace, and the trace is kept with the item once it is sent, so that
@@ -17,9 +25,12 @@ import logging
 import random
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
 from typing import Any, cast
 
 from celery import Celery, Task, shared_task
+from kombu.exceptions import OperationalError
 from opentelemetry.trace import Link, get_current_span
 
 from worker.celery.publisher import publish_tasks, trace_headers
@@ -32,9 +43,10 @@ from worker.errors import (
     Throttled,
     TransientError,
 )
-from worker.pipeline import Outcome, check_record, fail_item, send_invoice
+from worker.pipeline import Heeros, Outcome, Resolve, Target, check_record, fail_item, send_invoice
 from worker.state.keys import State
 from worker.state.leases import delivery_of
+from worker.state.limiter import LimitedHeeros
 from worker.state.store import ItemRecord, StatusStore
 from worker.state.windows import Windows
 from worker.tracing import (
@@ -50,6 +62,11 @@ from worker.tracing import (
 log = logging.getLogger(__name__)
 
 SEND_TASK = "heeros.export_invoice"
+BATCH_TASK = "heeros.export_batch"
+SEND_BATCH = 8
+"""Sends of one tenant's window in one message (``heeros.export_batch``): the message's
+cost (the broker's, the worker's lease and start) is shared by that many sends, and a
+window of 200 is still 25 messages, taken by as many threads."""
 POLL_TASK = "heeros.poll_due"
 SWEEP_TASK = "heeros.sweep_stale"
 SEND_QUEUE = "heeros.send"
@@ -85,7 +102,7 @@ def retry_delay(retries: int, error: ExportError, *, base: float, cap: float) ->
 def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0) -> str:
     """Send one invoice of a run to its export in Heeros."""
     if not self.request.retries:
-        take_turn(self, run, item)
+        take_turn(self, [(run, item)])
     try:
         with task_span(self, "export_invoice", run, item) as current:
             outcome = export_item(self, run, item, failures)
@@ -95,48 +112,102 @@ def export_invoice(self: Task[Any, Any], run: str, item: str, failures: int = 0)
         release(self)
 
 
+@shared_task(
+    bind=True,
+    name=BATCH_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def export_batch(self: Task[Any, Any], sends: Sequence[Sequence[str]]) -> list[str]:
+    """Send a few invoices of one tenant (``[run, item]`` each), one after another."""
+    pairs = [(str(run), str(item)) for run, item in sends]
+    outcomes: list[str] = []
+    if not self.request.retries:
+        take_turn(self, pairs)
+    try:
+        for index, (run, item) in enumerate(pairs):
+            with task_span(self, "export_invoice", run, item) as current:
+                outcome = attempt(runtime_of(self), run, item, 0)
+                if isinstance(outcome, Later):
+                    if outcome.held_back:
+                        # The tenant's limits hold the rest back as well: they wait together.
+                        outcomes += queue_later(self, pairs[index:], outcome)
+                        current.set_attribute(OUTCOME, outcomes[-1])
+                        break
+                    outcome = queue_later(self, [(run, item)], outcome)[0]
+                current.set_attribute(OUTCOME, outcome)
+                outcomes.append(outcome)
+    finally:
+        release(self, len(pairs))
+    return outcomes
+
+
 def publish_window(app: Celery, sends: Sequence[tuple[str, str]]) -> int:
     """Publish the sends a tenant's window let in (:mod:`worker.state.windows`) to the
-    send queue; how many."""
+    send queue, :data:`SEND_BATCH` to a message; how many sends."""
     if sends:
-        publish_tasks(app, SEND_TASK, sends, queue=SEND_QUEUE)
+        publish_tasks(app, BATCH_TASK, batch_calls(sends), queue=SEND_QUEUE)
     return len(sends)
 
 
-def take_turn(task: Task[Any, Any], run: str, item: str) -> int:
-    """The send starts: struck from its tenant's window, whose next sends are published
-    (none for a send of no window). A failure only delays them: the recovery beat's
+def batch_calls(sends: Sequence[tuple[str, str]]) -> list[tuple[list[list[str]]]]:
+    """The arguments of the ``heeros.export_batch`` messages that carry ``sends``."""
+    return [
+        ([[run, item] for run, item in sends[start : start + SEND_BATCH]],)
+        for start in range(0, len(sends), SEND_BATCH)
+    ]
+
+
+def take_turn(task: Task[Any, Any], sends: Sequence[tuple[str, str]]) -> int:
+    """The sends start: struck from their tenant's window, whose next sends are published
+    (none for sends of no window). A failure only delays them: the recovery beat's
     top-up lets them in (:func:`worker.celery.dispatch.top_up`)."""
     runtime = runtime_of(task)
     try:
         let_in = Windows.for_store(runtime.store).take(
-            run, item, size=runtime.settings.dispatch_window, now=time.time()
+            sends, size=runtime.settings.dispatch_window, now=time.time()
         )
         return publish_window(task.app, let_in)
     except TransientError as error:
-        log.info(
-            "run=%s item=%s: its window's next sends wait for the top-up: %s", run, item, error
-        )
+        log.info("%d sends started: their window's next wait for the top-up: %s", len(sends), error)
         return 0
 
 
-def release(task: Task[Any, Any]) -> None:
-    """Strike the send's message from the worker's lease (:mod:`worker.celery.recovery`):
-    it ends here, acknowledged, or followed by its retry's own message."""
+def release(task: Task[Any, Any], sends: int | None = None) -> None:
+    """Strike the message from the worker's lease (:mod:`worker.celery.recovery`): it ends
+    here, acknowledged, or followed by its retry's own message. ``sends``: how many a
+    ``heeros.export_batch`` message carried."""
     request = task.request
     if request.id is None:
         return
     runtime = runtime_of(task)
+    retries = request.retries or 0
+    deliveries = (
+        [delivery_of(request.id, retries)]
+        if sends is None
+        else [delivery_of(request.id, retries, index) for index in range(sends)]
+    )
     try:
-        runtime.leases.release(runtime.worker_id, delivery_of(request.id, request.retries or 0))
+        runtime.leases.release(runtime.worker_id, *deliveries)
     except TransientError as error:
         # Left in the lease: should the worker die, the item is looked at and skipped.
-        log.info("run=%s: a finished send stays in the worker's lease: %s", request.id, error)
+        log.info("task=%s: a finished send stays in the worker's lease: %s", request.id, error)
 
 
-def export_item(task: Task[Any, Any], run: str, item: str, failures: int) -> str:
-    """The send task's work: the pipeline's send, its errors mapped to retries."""
-    runtime = runtime_of(task)
+@dataclass(frozen=True)
+class Later:
+    """A send to try again in ``delay`` seconds, with ``failures`` so far; ``held_back``:
+    the tenant's shared limits held it back (no failure)."""
+
+    delay: float
+    failures: int
+    error: ExportError
+    held_back: bool = False
+
+
+def attempt(runtime: Runtime, run: str, item: str, failures: int) -> str | Later:
+    """One try of a send: the pipeline's send, its outcome, or when to try again."""
     settings = runtime.settings
     try:
         outcome = send_invoice(
@@ -151,7 +222,7 @@ def export_item(task: Task[Any, Any], run: str, item: str, failures: int) -> str
         # Held back by the shared limits: not a failure, and not counted as one.
         delay = error.retry_after + random.uniform(0.0, 0.25)
         log.debug("run=%s item=%s held back %.2f s: %s", run, item, delay, error)
-        raise task.retry(countdown=delay, kwargs={"failures": failures}, **retry_trace()) from error
+        return Later(delay, failures, error, held_back=True)
     except TransientError as error:
         if failures >= settings.retry_max:
             record = runtime.store.item(run, item)
@@ -163,9 +234,7 @@ def export_item(task: Task[Any, Any], run: str, item: str, failures: int) -> str
         runtime.metrics.count_retry("send")
         delay = retry_delay(failures, error, base=settings.retry_base_s, cap=settings.retry_max_s)
         log.info("run=%s item=%s retry %d in %.1f s: %s", run, item, failures + 1, delay, error)
-        raise task.retry(
-            countdown=delay, kwargs={"failures": failures + 1}, **retry_trace()
-        ) from error
+        return Later(delay, failures + 1, error)
     except PermanentError as error:
         # A permanent error outside the pipeline's own handling (configuration).
         record = runtime.store.item(run, item)
@@ -175,6 +244,45 @@ def export_item(task: Task[Any, Any], run: str, item: str, failures: int) -> str
     if outcome is Outcome.SENT:
         keep_trace(runtime.store, run, item)
     return outcome.value
+
+
+def export_item(task: Task[Any, Any], run: str, item: str, failures: int) -> str:
+    """The send task's work: :func:`attempt`, a later try as the task's retry."""
+    outcome = attempt(runtime_of(task), run, item, failures)
+    if isinstance(outcome, Later):
+        raise task.retry(
+            exc=outcome.error,
+            countdown=outcome.delay,
+            kwargs={"failures": outcome.failures},
+            **retry_trace(),
+        )
+    return outcome
+
+
+def queue_later(task: Task[Any, Any], sends: Sequence[tuple[str, str]], later: Later) -> list[str]:
+    """Sends of a batch queued to be tried again after ``later.delay``: one held back by
+    the limits with the rest of its batch, in one message; one that failed on its own,
+    with its failures. The outcome of each (``retry``, or ``lost`` when the broker did not
+    take the message: the sweep finds the item, as it finds any a message left)."""
+    name: str = BATCH_TASK
+    args: tuple[Any, ...] = ([[run, item] for run, item in sends],)
+    kwargs: dict[str, int] | None = None
+    if not later.held_back:
+        ((run, item),) = sends
+        name, args, kwargs = SEND_TASK, (run, item), {"failures": later.failures}
+    try:
+        task.app.send_task(
+            name, args=args, kwargs=kwargs, countdown=later.delay, queue=SEND_QUEUE, **retry_trace()
+        )
+    except OperationalError as error:
+        log.warning(
+            "%d sends could not be queued again (the sweep will): %s: %s",
+            len(sends),
+            type(error).__name__,
+            error,
+        )
+        return ["lost"] * len(sends)
+    return ["retry"] * len(sends)
 
 
 def retry_trace() -> dict[str, Any]:
@@ -204,11 +312,13 @@ def check_claimed(
     *,
     traceparent: str | None = None,
     links: Sequence[Link] = (),
+    place_held: bool = False,
 ) -> None:
     """Check one claimed poll; a failure is recorded or rescheduled, never raised.
 
     The check is a span in the trace ``traceparent`` names (the send's), linked to
-    ``links`` (the poll task's span).
+    ``links`` (the poll task's span). ``place_held``: its batch holds the request's
+    place in the tenant's limits (:func:`hold_places`).
     """
     with span(
         "check", traceparent=traceparent, links=links, attributes={RUN: run, ITEM: item}
@@ -216,7 +326,7 @@ def check_claimed(
         try:
             outcome = check_record(
                 runtime.store,
-                runtime.resolve,
+                held_resolve(runtime) if place_held else runtime.resolve,
                 run,
                 item,
                 record,
@@ -238,8 +348,9 @@ def check_claimed(
 
 
 def check_batch(runtime: Runtime, claimed: list[tuple[str, str]]) -> None:
-    """Check claimed polls together: their items read in one round trip, the status
-    requests sent side by side on the process's poll threads."""
+    """Check claimed polls together: their items read in one round trip, their places in
+    the tenants' limits held in one round trip per tenant, the status requests sent
+    side by side on the process's poll threads."""
     if not claimed:
         return
     records = runtime.store.records(claimed)
@@ -249,14 +360,85 @@ def check_batch(runtime: Runtime, claimed: list[tuple[str, str]]) -> None:
         traceparents = runtime.store.traceparents(claimed)
         task = get_current_span().get_span_context()
         links = [Link(task)] if task.is_valid else []
-    checks = [
-        runtime.poll_pool.submit(
-            check_claimed, runtime, run, item, record, traceparent=traceparent, links=links
-        )
-        for (run, item), record, traceparent in zip(claimed, records, traceparents, strict=True)
-    ]
-    for check in checks:
-        check.result()
+    with ExitStack() as places:
+        held = hold_places(runtime, claimed, records, places)
+        checks = [
+            runtime.poll_pool.submit(
+                check_claimed,
+                runtime,
+                run,
+                item,
+                record,
+                traceparent=traceparent,
+                links=links,
+                place_held=place is True,
+            )
+            for (run, item), record, traceparent, place in zip(
+                claimed, records, traceparents, held, strict=True
+            )
+            if place is not False
+        ]
+        for check in checks:
+            check.result()
+
+
+def hold_places(
+    runtime: Runtime,
+    claimed: Sequence[tuple[str, str]],
+    records: Sequence[ItemRecord | None],
+    places: ExitStack,
+) -> list[bool | None]:
+    """Hold the places of a batch's status requests in their tenants' limits, a tenant
+    at a time, until ``places`` closes. For each poll: True, its place is held; False,
+    the limits hold it back (its poll is moved to when they would let it go); None, it
+    asks for its own place as it goes (no request, no limits, or the limiter was not
+    reached)."""
+    held: list[bool | None] = [None] * len(claimed)
+    by_tenant: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        if record is None or record.state is not State.SENT or record.heeros_id is None:
+            continue
+        try:
+            _, client = runtime.resolve(record.export)
+        except PermanentError:
+            continue  # the check fails the item with the reason
+        if isinstance(client, LimitedHeeros) and not client.admitted:
+            by_tenant.setdefault(client.tenant, []).append(index)
+    now = time.time()
+    for tenant, indexes in by_tenant.items():
+        try:
+            admitted = places.enter_context(runtime.limiter.permits(tenant, len(indexes)))
+        except TransientError as error:
+            log.info(
+                "tenant=%s: %d polls ask for their places one by one: %s",
+                tenant,
+                len(indexes),
+                error,
+            )
+            continue
+        for order, index in enumerate(indexes):
+            if order < admitted.count:
+                held[index] = True
+                continue
+            held[index] = False
+            run, item = claimed[index]
+            later = now + max(admitted.wait, 0.05) + random.uniform(0.0, 0.25)
+            with suppress(TransientError):  # else the claim's lease runs out: due again
+                runtime.store.schedule_poll(run, item, later)
+    return held
+
+
+def held_resolve(runtime: Runtime) -> Resolve:
+    """The runtime's :meth:`~worker.celery.runtime.Runtime.resolve`, its clients for
+    requests whose places are held already."""
+
+    def resolve(export_name: str) -> tuple[Target, Heeros]:
+        target, client = runtime.resolve(export_name)
+        if isinstance(client, LimitedHeeros):
+            return target, client.with_places_held()
+        return target, client
+
+    return resolve
 
 
 @shared_task(bind=True, name=POLL_TASK, acks_late=True, ignore_result=True)
@@ -314,19 +496,28 @@ def sweep_stale(self: Task[Any, Any], limit: int = 500) -> int:
 
 
 __all__ = [
+    "BATCH_TASK",
     "EXPRESS_QUEUE",
     "POLL_QUEUE",
     "POLL_TASK",
+    "SEND_BATCH",
     "SEND_QUEUE",
     "SEND_TASK",
     "SWEEP_TASK",
+    "Later",
+    "attempt",
+    "batch_calls",
     "check_batch",
     "check_claimed",
+    "export_batch",
     "export_invoice",
     "export_item",
+    "held_resolve",
+    "hold_places",
     "keep_trace",
     "poll_due",
     "publish_window",
+    "queue_later",
     "release",
     "retry_trace",
     "sweep_stale",

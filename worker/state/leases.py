@@ -26,7 +26,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -59,10 +59,12 @@ return 1
 """
 
 
-def delivery_of(task_id: str, retries: int) -> str:
+def delivery_of(task_id: str, retries: int, index: int | None = None) -> str:
     """How a lease names one message of a task: its id and its retry number (a retry is
-    a new message with the same task id)."""
-    return f"{task_id}{FIELD_SEPARATOR}{retries}"
+    a new message with the same task id); for a message of several sends, one of them
+    by its place in the message."""
+    named = f"{task_id}{FIELD_SEPARATOR}{retries}"
+    return named if index is None else f"{named}{FIELD_SEPARATOR}{index}"
 
 
 def worker_id() -> str:
@@ -129,16 +131,28 @@ class Leases:
         A worker not among the workers yet (before its first beat, or taken for dead
         and struck out) is added with ``now`` as its beat, so that its lease is looked
         at should it die before it beats."""
+        self.hold_all(worker, {delivery: held}, now=now)
+
+    def hold_all(self, worker: str, sends: Mapping[str, Held], *, now: float) -> None:
+        """:meth:`hold` for every send of a message at once (one round trip)."""
+        if not sends:
+            return
         with self._errors():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(self.keys.lease(worker), delivery, held.encode())
+            pipe.hset(
+                self.keys.lease(worker),
+                mapping={delivery: held.encode() for delivery, held in sends.items()},
+            )
             pipe.zadd(self.keys.workers, {worker: now}, nx=True)
             pipe.execute()
 
-    def release(self, worker: str, delivery: str) -> None:
-        """The task of the message ``delivery`` has ended: acknowledged, or queued again."""
+    def release(self, worker: str, *deliveries: str) -> None:
+        """The task of the message ``deliveries`` name has ended: acknowledged, or queued
+        again."""
+        if not deliveries:
+            return
         with self._errors():
-            self.redis.hdel(self.keys.lease(worker), delivery)
+            self.redis.hdel(self.keys.lease(worker), *deliveries)
 
     def lapsed(self, *, before: float) -> list[str]:
         """The workers whose last beat came before ``before``."""

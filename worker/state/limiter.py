@@ -9,7 +9,9 @@ Three rules, checked in one Lua script before a request leaves:
 * rate: at most R requests per second per tenant (GCRA, with a small burst).
 
 A refused request raises :class:`Throttled` with the wait; the caller retries
-later. Nothing here sleeps.
+later. A batch of requests (a poll task's status checks) asks for its places at once
+(:meth:`TenantLimiter.permits`) and gets as many as the limits allow. Nothing here
+sleeps.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import cast
 
@@ -30,26 +32,47 @@ from worker.state.keys import Keys
 from worker.state.store import StatusStore, redis_errors
 
 _ACQUIRE = """
+-- ARGV: now, lease, concurrent, per second, burst, holders (one per place wanted)...
+-- Admits as many of the places wanted as the limits allow, first come first:
+-- {admitted, wait before the next would be}.
 local now = tonumber(ARGV[1])
+local wanted = #ARGV - 5
 local pause = tonumber(redis.call('GET', KEYS[3]) or '0')
 if pause > now then return {0, tostring(pause - now)} end
-local limit = tonumber(ARGV[4])
+local admitted, wait = wanted, 0
+local limit = tonumber(ARGV[3])
 if limit > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  if redis.call('ZCARD', KEYS[1]) >= limit then return {0, '0.05'} end
+  local room = limit - redis.call('ZCARD', KEYS[1])
+  if room <= 0 then return {0, '0.05'} end
+  if room < admitted then admitted, wait = room, 0.05 end
 end
-local rps = tonumber(ARGV[5])
+local rps = tonumber(ARGV[4])
 if rps > 0 then
   local interval = 1 / rps
   local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
   if tat < now then tat = now end
-  local early = tat - now - tonumber(ARGV[6]) * interval
+  local early = tat - now - tonumber(ARGV[5]) * interval
   if early > 0 then return {0, tostring(early)} end
-  redis.call('SET', KEYS[2], tostring(tat + interval), 'PX',
-             math.floor((tat + interval - now) * 1000) + 1000)
+  -- each admitted request moves the theoretical arrival time on by one interval
+  local free = math.floor(-early / interval + 1e-9) + 1
+  if free < admitted then admitted = free end
+  local next_tat = tat + admitted * interval
+  redis.call('SET', KEYS[2], tostring(next_tat), 'PX', math.floor((next_tat - now) * 1000) + 1000)
+  if admitted < wanted then
+    wait = math.max(wait, next_tat - now - tonumber(ARGV[5]) * interval)
+  end
 end
-if limit > 0 then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2]) end
-return {1, '0'}
+if limit > 0 then
+  local until_ = now + tonumber(ARGV[2])
+  local entries = {}
+  for i = 1, admitted do
+    entries[#entries + 1] = until_
+    entries[#entries + 1] = ARGV[5 + i]
+  end
+  redis.call('ZADD', KEYS[1], unpack(entries))
+end
+return {admitted, tostring(wait)}
 """
 
 _PAUSE = """
@@ -60,6 +83,15 @@ if until_ > current then
 end
 return 1
 """
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """Places a limiter gave: ``count`` requests may leave now; ``wait``: seconds until
+    the next would be admitted (0 when every place wanted was)."""
+
+    count: int
+    wait: float
 
 
 @dataclass(frozen=True)
@@ -90,33 +122,44 @@ class TenantLimiter:
     @contextmanager
     def permit(self, tenant: str) -> Iterator[None]:
         """Hold a place for one request to ``tenant``, or raise :class:`Throttled`."""
+        with self.permits(tenant, 1) as admitted:
+            if not admitted.count:
+                raise Throttled(tenant, admitted.wait)
+            yield
+
+    @contextmanager
+    def permits(self, tenant: str, wanted: int) -> Iterator[Admitted]:
+        """Hold places for up to ``wanted`` requests to ``tenant`` at once (one round trip
+        each way): as many as the limits admit now, and how long until the next would be."""
         limits = self.limits
-        holder = uuid.uuid4().hex
+        holders = [uuid.uuid4().hex for _ in range(max(wanted, 0))]
+        if not holders:
+            yield Admitted(0, 0.0)
+            return
         now = time.time()
         keys = self.keys.limiter(tenant)
         with redis_errors("the request limiter"):
-            admitted, wait = cast(
+            count, wait = cast(
                 list[str],
                 self._acquire(
                     keys=[keys.inflight, keys.rate, keys.pause],
                     args=[
                         f"{now:.6f}",
-                        holder,
                         limits.lease_s,
                         limits.concurrent,
                         limits.per_second,
                         limits.burst,
+                        *holders,
                     ],
                 ),
             )
-        if not int(admitted):
-            raise Throttled(tenant, float(wait))
+        admitted = Admitted(int(count), float(wait))
         try:
-            yield
+            yield admitted
         finally:
-            if limits.concurrent > 0:
-                with suppress(redis.RedisError):  # else the lease ends by itself
-                    self.redis.zrem(keys.inflight, holder)
+            if limits.concurrent > 0 and admitted.count:
+                with suppress(redis.RedisError):  # else the leases end by themselves
+                    self.redis.zrem(keys.inflight, *holders[: admitted.count])
 
     def pause(self, tenant: str, seconds: float) -> None:
         """Hold every request to ``tenant`` back for ``seconds`` (Heeros said 429)."""
@@ -126,16 +169,27 @@ class TenantLimiter:
 
 
 class LimitedHeeros:
-    """A Heeros client whose every request passes the tenant's shared limits."""
+    """A Heeros client whose every request passes the tenant's shared limits.
 
-    def __init__(self, client: Heeros, limiter: TenantLimiter, tenant: str) -> None:
+    ``admitted``: the requests' places are held already, for a batch of them
+    (:meth:`TenantLimiter.permits`); a 429 still pauses the tenant.
+    """
+
+    def __init__(
+        self, client: Heeros, limiter: TenantLimiter, tenant: str, *, admitted: bool = False
+    ) -> None:
         self.client = client
         self.limiter = limiter
         self.tenant = tenant
+        self.admitted = admitted
+
+    def with_places_held(self) -> LimitedHeeros:
+        """This client for requests whose places a batch's permit holds."""
+        return LimitedHeeros(self.client, self.limiter, self.tenant, admitted=True)
 
     @contextmanager
     def _request(self) -> Iterator[None]:
-        with self.limiter.permit(self.tenant):
+        with nullcontext() if self.admitted else self.limiter.permit(self.tenant):
             try:
                 yield
             except HeerosRateLimited as error:
@@ -165,4 +219,4 @@ class LimitedHeeros:
             return self.client.find(invoice_number)
 
 
-__all__ = ["LimitedHeeros", "Limits", "TenantLimiter"]
+__all__ = ["Admitted", "LimitedHeeros", "Limits", "TenantLimiter"]

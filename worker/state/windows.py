@@ -36,19 +36,21 @@ PUSH_CHUNK = 5_000
 """Sends written to a backlog per command."""
 
 _WINDOW = """
-local prefix, tenant, strike = ARGV[1], ARGV[2], ARGV[3]
-local size, now, stale = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+-- ARGV: prefix, tenant, size, now, stale, the sends started (struck)...
+local prefix, tenant = ARGV[1], ARGV[2]
+local size, now, stale = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local released = prefix .. ':released'
-if strike ~= '' then
-  local owner = redis.call('HGET', released, strike)
-  if tenant == '' then
-    if not owner then return {} end
-    tenant = owner
+if #ARGV > 5 then
+  for i = 6, #ARGV do
+    local strike = ARGV[i]
+    local owner = redis.call('HGET', released, strike)
+    if owner then
+      if tenant == '' then tenant = owner end
+      redis.call('HDEL', released, strike)
+      redis.call('ZREM', prefix .. ':window:' .. owner, strike)
+    end
   end
-  if owner then
-    redis.call('HDEL', released, strike)
-    redis.call('ZREM', prefix .. ':window:' .. owner, strike)
-  end
+  if tenant == '' then return {} end
 end
 local window = prefix .. ':window:' .. tenant
 local backlog = prefix .. ':backlog:' .. tenant
@@ -115,12 +117,18 @@ class Windows:
         """Fill the tenant's window from its backlog: the sends let in, to be published.
         Entries published before ``stale_before`` and never started are dropped first."""
         self.keys.window(tenant)  # checks the tenant's name
-        return self._call(tenant, "", size=size, now=now, stale_before=stale_before)
+        return self._call(tenant, [], size=size, now=now, stale_before=stale_before)
 
-    def take(self, run: str, item: str, *, size: int, now: float) -> list[tuple[str, str]]:
-        """A worker starts ``item``: struck from its window, whose next sends are let in
-        (none when the send was in no window: a small run's, or one queued again)."""
-        return self._call("", self.keys.poll_member(run, item), size=size, now=now)
+    def take(
+        self, sends: Sequence[tuple[str, str]], *, size: int, now: float
+    ) -> list[tuple[str, str]]:
+        """A worker starts ``sends`` (of one tenant, a window's message): struck from their
+        window, whose next sends are let in (none when no send was in a window: a small
+        run's, or one queued again)."""
+        if not sends:
+            return []
+        strikes = [self.keys.poll_member(run, item) for run, item in sends]
+        return self._call("", strikes, size=size, now=now)
 
     def tenants(self) -> list[str]:
         """The tenants with sends waiting or in their window."""
@@ -148,10 +156,16 @@ class Windows:
         return {run: int(value or 0) for run, value in zip(runs, found, strict=True)}
 
     def _call(
-        self, tenant: str, strike: str, *, size: int, now: float, stale_before: float | None = None
+        self,
+        tenant: str,
+        strikes: Sequence[str],
+        *,
+        size: int,
+        now: float,
+        stale_before: float | None = None,
     ) -> list[tuple[str, str]]:
         stale = -1.0 if stale_before is None else stale_before
-        args = [self.keys.prefix, tenant, strike, str(size), f"{now:.3f}", f"{stale:.3f}"]
+        args = [self.keys.prefix, tenant, str(size), f"{now:.3f}", f"{stale:.3f}", *strikes]
         with self._errors():
             taken = cast(list[str], self._window(keys=[], args=args))
         return [self.keys.split_poll_member(member) for member in taken]

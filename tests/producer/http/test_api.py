@@ -18,7 +18,7 @@ from redis.retry import Retry
 from producer.http.api import create_api
 from producer.operations.samples import sample_invoices
 from worker.celery.app import create_app
-from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE
+from worker.celery.tasks import BATCH_TASK, EXPRESS_QUEUE, SEND_QUEUE
 from worker.config import ExportConfig, parse_export_config
 from worker.config.settings import Settings
 from worker.documents.invoice import Invoice
@@ -95,8 +95,10 @@ def waiting(app: Celery) -> dict[str, list[tuple[str, str]]]:
                     message = queue.get(block=False)
                 except queue.Empty:
                     break
-                run, item = message.payload[0]
-                found.setdefault(name, []).append((run, item))
+                args = message.payload[0]
+                # a window's sends go out a few to a message
+                sends = args[0] if message.headers.get("task") == BATCH_TASK else [args]
+                found.setdefault(name, []).extend((run, item) for run, item in sends)
             queue.close()
     return found
 

@@ -20,9 +20,9 @@ from producer.cli.localservices import LocalProcess
 from producer.operations.samples import sample_invoices
 from tests.worker.test_pipeline import CONFIG
 from worker.celery.app import create_app
-from worker.celery.orphans import read_send, read_unacked, reclaim_lost, reclaim_orphans
+from worker.celery.orphans import read_sends, read_unacked, reclaim_lost, reclaim_orphans
 from worker.celery.runtime import Runtime
-from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
+from worker.celery.tasks import BATCH_TASK, EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.config import parse_export_config
 from worker.config.settings import Settings
 from worker.documents.keptcopy import compress_invoice
@@ -79,8 +79,7 @@ def _express(client: redis.Redis) -> list[tuple[str, str]]:
     """The sends waiting in the express queue (the Redis transport's list of it)."""
     found = []
     for raw in client.lrange(EXPRESS_QUEUE, 0, -1):
-        sent = read_send(json.loads(raw))
-        assert sent is not None
+        (sent,) = read_sends(json.loads(raw))
         found.append((sent.run, sent.item))
     return found
 
@@ -106,17 +105,41 @@ def test_an_unacknowledged_send_no_live_worker_holds_is_queued_again(
         assert reclaim_orphans(app, runtime, now=now) == 1
         assert _express(client) == [(RUN, items[0])]
         # The orphans' entries are gone (items[2] had ended); the held one's stays.
-        left = [read_unacked("", raw) for raw in client.hvals("unacked")]
-        assert [(found.run, found.item) for found in left if found] == [(RUN, items[1])]
+        left = [found for raw in client.hvals("unacked") for found in read_unacked("", raw)]
+        assert [(found.run, found.item) for found in left] == [(RUN, items[1])]
         assert reclaim_orphans(app, runtime, now=now) == 0
     finally:
         taken.release()
 
 
+def test_a_batch_message_no_live_worker_holds_has_each_unfinished_send_queued_again(
+    app: Celery, runtime: Runtime, redis_broker: LocalProcess
+) -> None:
+    store = runtime.store
+    items = _run_of_three(store)
+    store.transition(RUN, items[1], State.EXPORTED, export_index=0, drop_poll=True)
+    app.send_task(BATCH_TASK, args=([[RUN, item] for item in items],), queue=SEND_QUEUE)
+    taken = _take_unacked(app, 1)
+    try:
+        client = redis.Redis.from_url(redis_broker.url)
+        (raw,) = client.hvals("unacked")
+        assert [(found.run, found.item) for found in read_unacked("", raw)] == [
+            (RUN, item) for item in items
+        ]
+        _age(client, runtime.settings.recover_after_s + 1)
+        assert reclaim_orphans(app, runtime, now=time.time()) == 2
+        # Each unfinished send of the batch on its own; the exported one is left alone.
+        assert sorted(_express(client)) == [(RUN, items[0]), (RUN, items[2])]
+        assert client.hlen("unacked") == 0
+        assert client.zcard("unacked_index") == 0
+    finally:
+        taken.release()
+
+
 def test_only_send_messages_are_read() -> None:
-    assert read_unacked("t", None) is None
-    assert read_unacked("t", '[{"headers": {"task": "heeros.poll_due"}}, "", "q"]') is None
-    assert read_unacked("t", "not json") is None
+    assert read_unacked("t", None) == []
+    assert read_unacked("t", '[{"headers": {"task": "heeros.poll_due"}}, "", "q"]') == []
+    assert read_unacked("t", "not json") == []
 
 
 def test_an_unfinished_send_no_message_names_is_queued_again(

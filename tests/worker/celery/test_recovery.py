@@ -24,7 +24,7 @@ from tests.worker.celery.test_tasks import RUN, SETTINGS, ScriptedHeeros, taken
 from worker.celery.app import create_app
 from worker.celery.recovery import hold_received, keep_leases, leave, recover_lapsed
 from worker.celery.runtime import Runtime
-from worker.celery.tasks import EXPRESS_QUEUE, POLL_QUEUE, SEND_QUEUE, SEND_TASK
+from worker.celery.tasks import BATCH_TASK, EXPRESS_QUEUE, POLL_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.state.keys import State
 from worker.state.leases import Held, delivery_of
 
@@ -60,8 +60,8 @@ def receive(app: Celery, queue: str = SEND_QUEUE) -> list[Request]:
 
 
 def run(app: Celery, request: Request) -> Any:
-    """Run a received send as the worker's thread would."""
-    task = app.tasks[SEND_TASK]
+    """Run a received send (or batch of sends) as the worker's thread would."""
+    task = app.tasks[request.task_name]
     task.push_request(
         id=request.id,
         args=list(request.args),
@@ -88,6 +88,43 @@ def test_a_received_send_is_held_until_its_task_ends(
     assert held == {delivery_of(request.id, 0): Held(RUN, items[0], 0, 0.0)}
     assert run(app, request) == "sent"
     assert runtime.leases.held(runtime.worker_id) == {}
+
+
+def test_each_send_of_a_received_batch_is_held_until_the_batch_ends(
+    app: Celery,
+    runtime: Runtime,
+    items: list[str],
+) -> None:
+    app.send_task(BATCH_TASK, args=([[RUN, item] for item in items[:2]],), queue=SEND_QUEUE)
+    (request,) = receive(app)
+    assert runtime.leases.held(runtime.worker_id) == {
+        delivery_of(request.id, 0, 0): Held(RUN, items[0], 0, 0.0),
+        delivery_of(request.id, 0, 1): Held(RUN, items[1], 0, 0.0),
+    }
+    assert run(app, request) == ["sent", "sent"]
+    assert runtime.leases.held(runtime.worker_id) == {}
+
+
+def test_a_lapsed_workers_batch_comes_back_send_by_send(
+    app: Celery,
+    runtime: Runtime,
+    items: list[str],
+) -> None:
+    app.send_task(BATCH_TASK, args=([[RUN, item] for item in items],), queue=SEND_QUEUE)
+    (request,) = taken(app, SEND_QUEUE)
+    # Received by a worker that died in the batch, after its first send.
+    runtime.store.transition(RUN, items[0], State.EXPORTED, export_index=0, drop_poll=True)
+    now = time.time()
+    _dead_worker_holds(
+        runtime,
+        {delivery_of(request.id, 0, n): Held(RUN, item) for n, item in enumerate(items)},
+        beat=now - SETTINGS.recover_after_s - 5,
+    )
+    assert recover_lapsed(app, runtime, now=now) == 2
+    again = taken(app, EXPRESS_QUEUE)
+    assert sorted(tuple(r.args) for r in again) == [(RUN, items[1]), (RUN, items[2])]
+    assert {r.task_name for r in again} == {SEND_TASK}
+    assert runtime.leases.held(DEAD) == {}
 
 
 def test_a_retry_is_held_with_its_due_time_as_the_first_message_ends(

@@ -25,7 +25,16 @@ from tests.worker.test_pipeline import CONFIG  # one export, MoveOnlyToLedger
 from worker.celery.app import create_app
 from worker.celery.queues import queue_lengths
 from worker.celery.runtime import Runtime
-from worker.celery.tasks import POLL_QUEUE, POLL_TASK, SEND_QUEUE, SEND_TASK, SWEEP_TASK
+from worker.celery.tasks import (
+    BATCH_TASK,
+    POLL_QUEUE,
+    POLL_TASK,
+    SEND_BATCH,
+    SEND_QUEUE,
+    SEND_TASK,
+    SWEEP_TASK,
+    batch_calls,
+)
 from worker.config import parse_export_config
 from worker.config.settings import Settings
 from worker.documents.keptcopy import compress_invoice
@@ -55,6 +64,8 @@ class ScriptedHeeros:
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
         self.send_answer = httpx.Response(202, json={"invoiceId": "H-1", "status": "RECEIVED"})
+        self.send_answers: list[httpx.Response] = []
+        """Answers to the next sends, in turn, before ``send_answer``."""
         self.status_answer = httpx.Response(200, json={"invoiceId": "H-1", "status": "TO_LEDGER"})
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -62,7 +73,7 @@ class ScriptedHeeros:
             return httpx.Response(200, json={"token": "t", "expiresIn": 3600})
         self.requests.append(request)
         if request.method == "POST":
-            return self.send_answer
+            return self.send_answers.pop(0) if self.send_answers else self.send_answer
         if request.url.path.endswith("/sales-invoices"):
             return httpx.Response(200, json={"items": []})
         return self.status_answer
@@ -295,6 +306,33 @@ def test_a_poll_ends_the_invoices_heeros_has_taken(
     assert queue_lengths(app, [POLL_QUEUE]) == {POLL_QUEUE: 0}  # no fan-out
 
 
+def test_a_batch_of_polls_holds_its_places_at_once_and_moves_what_the_limits_hold_back(
+    store: StatusStore, items: list[str], heeros: ScriptedHeeros, fake_redis: Any
+) -> None:
+    settings = SETTINGS.model_copy(update={"tenant_concurrency": 2})
+    config = parse_export_config(CONFIG, environ={"KEY": "tasks-key-0071"})
+    runtime = Runtime(settings, config=config, store=store, transport=httpx.MockTransport(heeros))
+    app = create_app(settings, runtime=runtime)
+    try:
+        _sent(app, runtime, items)
+        heeros.requests.clear()
+        before = time.time()
+        assert app.tasks[POLL_TASK].run() == 3
+        # Two places for three polls: two checked, one moved, none failed or retried.
+        states = [runtime.store.item(RUN, item).state for item in items]  # type: ignore[union-attr]
+        assert sorted(states) == sorted([State.EXPORTED, State.EXPORTED, State.SENT])
+        assert len(heeros.requests) == 2
+        (waiting,) = [item for item, at in zip(items, states, strict=True) if at is State.SENT]
+        due = fake_redis.zscore("t:polls", f"{RUN} {waiting}")
+        assert before + 0.05 <= due <= time.time() + 0.5
+        assert fake_redis.zcard(f"t:limit:{TENANT}:inflight") == 0  # the places given back
+        runtime.metrics.flush()
+        assert runtime.metrics.read().retries == {}
+    finally:
+        _purge(app)
+        app.close()
+
+
 def test_a_full_batch_of_polls_starts_two_more_poll_tasks(
     store: StatusStore, items: list[str], heeros: ScriptedHeeros
 ) -> None:
@@ -371,7 +409,7 @@ def test_a_send_that_starts_lets_the_next_of_its_tenants_backlog_in(
     assert let_in == [(RUN, items[0])]
     assert send(app, items[0]) == "sent"
     (published,) = taken(app, SEND_QUEUE)
-    assert (published.task_name, tuple(published.args)) == (SEND_TASK, (RUN, items[1]))
+    assert (published.task_name, tuple(published.args)) == (BATCH_TASK, ([[RUN, items[1]]],))
     # A retry's start is not a new turn: the window stays as it is.
     heeros.send_answer = httpx.Response(503)
     retried_send = app.tasks[SEND_TASK]
@@ -391,3 +429,78 @@ def test_the_sweep_leaves_alone_a_run_whose_sends_wait_in_a_backlog(
     _untouched_since(runtime.store, items[0], time.time() - 1000)
     assert app.tasks[SWEEP_TASK].run() == 0
     assert taken(app, SEND_QUEUE) == []
+
+
+def send_batch(app: Celery, sends: list[str]) -> Any:
+    task = app.tasks[BATCH_TASK]
+    pairs = [[RUN, item] for item in sends]
+    with delivered(task, pairs):
+        return task.run(pairs)
+
+
+def test_a_window_goes_out_a_batch_of_sends_to_a_message() -> None:
+    sends = [(RUN, f"{100001 + n}/0") for n in range(2 * SEND_BATCH + 1)]
+    calls = batch_calls(sends)
+    assert [len(call[0]) for call in calls] == [SEND_BATCH, SEND_BATCH, 1]
+    assert [tuple(pair) for call in calls for pair in call[0]] == sends
+
+
+def test_a_batch_sends_each_of_its_invoices_and_lets_as_many_in(
+    app: Celery,
+    runtime: Runtime,
+    items: list[str],
+    heeros: ScriptedHeeros,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime, "settings", SETTINGS.model_copy(update={"dispatch_window": 2}))
+    later = [item_id(invoice.number, 0) for invoice in sample_invoices(2, first=200001)]
+    windows = Windows.for_store(runtime.store)
+    windows.push(RUN, {TENANT: [*items[:2], *later]})
+    assert windows.release(TENANT, size=2, now=time.time()) == [(RUN, items[0]), (RUN, items[1])]
+    assert send_batch(app, items[:2]) == ["sent", "sent"]
+    assert [runtime.store.item(RUN, item).state for item in items[:2]] == [State.SENT] * 2  # type: ignore[union-attr]
+    assert len(heeros.requests) == 2
+    # The two that started let the next two in, as one message.
+    (published,) = taken(app, SEND_QUEUE)
+    assert (published.task_name, tuple(published.args)) == (
+        BATCH_TASK,
+        ([[RUN, item] for item in later],),
+    )
+    # Delivered again: nothing is sent twice, nothing more is let in.
+    assert send_batch(app, items[:2]) == ["skipped", "skipped"]
+    assert len(heeros.requests) == 2
+    assert taken(app, SEND_QUEUE) == []
+
+
+def test_a_send_of_a_batch_that_fails_is_retried_alone(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    heeros.send_answers = [
+        httpx.Response(202, json={"invoiceId": "H-1", "status": "RECEIVED"}),
+        httpx.Response(503, json={}),
+        httpx.Response(202, json={"invoiceId": "H-3", "status": "RECEIVED"}),
+    ]
+    before = time.time()
+    assert send_batch(app, items) == ["sent", "retry", "sent"]
+    (retry,) = taken(app, SEND_QUEUE)
+    assert (retry.task_name, tuple(retry.args), retry.kwargs) == (
+        SEND_TASK,
+        (RUN, items[1]),
+        {"failures": 1},
+    )
+    assert retry.eta is not None and before + 1.0 <= retry.eta.timestamp() <= time.time() + 2.0
+    record = runtime.store.item(RUN, items[1])
+    assert record is not None and record.state is State.SENDING
+
+
+def test_a_batch_the_tenant_limits_hold_back_waits_together_without_failing(
+    app: Celery, runtime: Runtime, items: list[str], heeros: ScriptedHeeros
+) -> None:
+    runtime.limiter.pause(TENANT, 30)  # as after another worker's 429
+    assert send_batch(app, items) == ["retry", "retry", "retry"]
+    assert heeros.requests == []
+    (again,) = taken(app, SEND_QUEUE)
+    assert (again.task_name, tuple(again.args)) == (BATCH_TASK, ([[RUN, item] for item in items],))
+    assert again.eta is not None and again.eta.timestamp() >= time.time() + 29
+    runtime.metrics.flush()
+    assert runtime.metrics.read().retries == {}

@@ -43,6 +43,53 @@ def test_rate_allows_a_burst_then_holds_back(fake_redis: fakeredis.FakeRedis) ->
     assert waits and all(0 < wait <= 0.5 for wait in waits)
 
 
+def test_a_batch_gets_as_many_places_as_the_limits_allow(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    limiter = _limiter(fake_redis, per_second=10, burst=3, concurrent=3)
+    with limiter.permits("A", 5) as first:
+        # three places in flight at most, though the rate would allow four
+        assert (first.count, first.wait) == (3, 0.05)
+        assert fake_redis.zcard("t:limit:A:inflight") == 3
+        with limiter.permits("A", 2) as none:
+            assert none.count == 0
+    assert fake_redis.zcard("t:limit:A:inflight") == 0  # given back, all at once
+    with limiter.permits("A", 5) as second:
+        # the rate's burst: one of four left (three went to the first batch)
+        assert second.count == 1
+    with limiter.permits("A", 1) as third:
+        assert third.count == 0 and 0 < third.wait <= 0.1
+    with limiter.permits("A", 0) as nothing:
+        assert nothing.count == 0
+
+
+def test_a_batch_of_a_paused_tenant_gets_nothing(fake_redis: fakeredis.FakeRedis) -> None:
+    limiter = _limiter(fake_redis)
+    limiter.pause("A", 10)
+    with limiter.permits("A", 5) as admitted:
+        assert admitted.count == 0 and 9 < admitted.wait <= 10
+
+
+def test_requests_whose_places_are_held_skip_the_limiter(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    limiter = _limiter(fake_redis, concurrent=1)
+    answering = Answering()
+    with limiter.permits("A", 1) as admitted:
+        assert admitted.count == 1
+        with pytest.raises(Throttled):
+            LimitedHeeros(answering, limiter, "A").status("H")
+        held = LimitedHeeros(answering, limiter, "A").with_places_held()
+        held.status("H")
+        held.status("H")
+    assert answering.calls == 2
+    refused = LimitedHeeros(Answering(HeerosRateLimited(30)), limiter, "A").with_places_held()
+    with pytest.raises(HeerosRateLimited):
+        refused.send("1", b"", SendOptions(), "k")
+    with pytest.raises(Throttled):  # a 429 still pauses the tenant
+        LimitedHeeros(answering, limiter, "A").status("H")
+
+
 def test_no_limits_admit_everything(fake_redis: fakeredis.FakeRedis) -> None:
     limiter = _limiter(fake_redis)
     for _ in range(100):

@@ -39,16 +39,28 @@ def test_a_window_lets_out_at_most_its_size_first_come_first(
 def test_each_start_lets_the_next_of_its_tenant_in(windows: Windows) -> None:
     windows.push(RUN, {"1-1": items(100001, 5)})
     windows.release("1-1", size=2, now=1.0)
-    assert windows.take(RUN, "100001/0", size=2, now=2.0) == [(RUN, "100003/0")]
+    assert windows.take([(RUN, "100001/0")], size=2, now=2.0) == [(RUN, "100003/0")]
     # A start of a send in no window (a small run's) lets nothing in.
-    assert windows.take(RUN, "100009/0", size=2, now=2.0) == []
-    assert windows.take(RUN, "100002/0", size=2, now=3.0) == [(RUN, "100004/0")]
-    assert windows.take(RUN, "100003/0", size=2, now=3.0) == [(RUN, "100005/0")]
-    assert windows.take(RUN, "100004/0", size=2, now=3.0) == []
+    assert windows.take([(RUN, "100009/0")], size=2, now=2.0) == []
+    assert windows.take([(RUN, "100002/0")], size=2, now=3.0) == [(RUN, "100004/0")]
+    assert windows.take([(RUN, "100003/0")], size=2, now=3.0) == [(RUN, "100005/0")]
+    assert windows.take([(RUN, "100004/0")], size=2, now=3.0) == []
     assert windows.tenants() == ["1-1"]
-    assert windows.take(RUN, "100005/0", size=2, now=3.0) == []
+    assert windows.take([(RUN, "100005/0")], size=2, now=3.0) == []
     assert windows.tenants() == []
     assert windows.waiting([RUN]) == {RUN: 0}
+
+
+def test_a_message_of_several_sends_lets_as_many_in(windows: Windows) -> None:
+    windows.push(RUN, {"1-1": items(100001, 8)})
+    windows.release("1-1", size=3, now=1.0)
+    # A batch of three starts (one of them in no window): two places free up.
+    started = [(RUN, "100001/0"), (RUN, "100002/0"), (RUN, "100099/0")]
+    assert windows.take(started, size=3, now=2.0) == [(RUN, "100004/0"), (RUN, "100005/0")]
+    # Started again (the message delivered twice): nothing more is let in.
+    assert windows.take(started, size=3, now=3.0) == []
+    assert windows.take([], size=3, now=3.0) == []
+    assert windows.waiting([RUN]) == {RUN: 3}
 
 
 def test_tenants_are_let_out_side_by_side(windows: Windows) -> None:
@@ -69,7 +81,7 @@ def test_a_stale_entry_gives_its_place_back(windows: Windows) -> None:
     # Its message never started (lost): after stale_before passes it, the next goes in.
     assert windows.release("1-1", size=1, now=30.0, stale_before=15.0) == [(RUN, "100002/0")]
     # The lost one's start, should it come after all, lets nothing extra in.
-    assert windows.take(RUN, "100001/0", size=1, now=31.0) == []
+    assert windows.take([(RUN, "100001/0")], size=1, now=31.0) == []
 
 
 def test_a_tenant_must_be_a_name(windows: Windows) -> None:
