@@ -133,8 +133,10 @@ if old and force == '0' then
 end
 if poll ~= '' and poll ~= 'drop' then redis.call('ZADD', polls, poll, member) end
 if old ~= new then
-  if old then redis.call('SREM', set_of[old], item) end
-  redis.call('SADD', set_of[new], item)
+  -- one move; an item missing from the set of its old state is added all the same
+  if not old or redis.call('SMOVE', set_of[old], set_of[new], item) == 0 then
+    redis.call('SADD', set_of[new], item)
+  end
   if old then redis.call('HINCRBY', byexport, export .. $separator .. old, -1) end
   redis.call('HINCRBY', byexport, export .. $separator .. new, 1)
 end

@@ -276,7 +276,7 @@ def test_the_transition_script_names_no_key() -> None:
         "HINCRBY",
         "HLEN",
         "SADD",
-        "SREM",
+        "SMOVE",
         "ZADD",
         "ZREM",
         "^[%w_]",

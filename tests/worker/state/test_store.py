@@ -77,6 +77,14 @@ def test_transition_moves_between_sets_once(store: StatusStore) -> None:
     assert store.redis.hget(store.keys.by_export("R1"), "0:queued") == "2"
 
 
+def test_an_item_missing_from_its_states_set_joins_the_next_one(store: StatusStore) -> None:
+    items = _run(store)
+    store.redis.srem(store.keys.state("R1", State.QUEUED), items[1])
+    assert store.transition("R1", items[1], State.SENDING, export_index=0)
+    assert store.redis.sismember(store.keys.state("R1", State.SENDING), items[1])
+    assert store.redis.scard(store.keys.state("R1", State.QUEUED)) == 2
+
+
 def test_state_never_goes_back(store: StatusStore) -> None:
     items = _run(store)
     store.transition("R1", items[0], State.SENT, export_index=0, heeros_id="H1")
