@@ -47,6 +47,7 @@ from producer.cli.localservices import LocalProcess, free_port
 from producer.http.api import MAX_BODY_BYTES
 from producer.operations.runs import close_period, queue_sends
 from producer.operations.samples import sample_invoices
+from worker.celery.orphans import read_sends
 from worker.celery.tasks import EXPRESS_QUEUE, SEND_QUEUE, SEND_TASK
 from worker.documents.invoice import Invoice
 from worker.documents.keptcopy import compress_invoice
@@ -107,13 +108,19 @@ class Closed:
 
 
 def _queued(bench: System) -> int:
-    """The sends waiting: messages in both send queues (a small close goes to the express
-    one) and a big run's sends in its tenants' backlogs (worker.state.windows)."""
+    """The sends waiting: those the messages in both send queues carry (a small close goes
+    to the express one; a big run's window, a few sends to a message, to the other) and a
+    big run's sends in its tenants' backlogs (worker.state.windows)."""
     client = redis.Redis.from_url(bench.redis.url, decode_responses=True)
     keys = bench.store.keys
     tenants = Windows.for_store(bench.store).tenants()
     backlogs = sum(int(client.llen(keys.backlog(tenant))) for tenant in tenants)
-    return int(client.llen(SEND_QUEUE)) + int(client.llen(EXPRESS_QUEUE)) + backlogs
+    carried = sum(
+        len(read_sends(json.loads(raw)))
+        for queue in (SEND_QUEUE, EXPRESS_QUEUE)
+        for raw in client.lrange(queue, 0, -1)
+    )
+    return carried + backlogs
 
 
 def _checked(bench: System, run: str, seconds: float) -> Closed:
@@ -242,14 +249,14 @@ def queue_alone(bench: System, count: int, period: str) -> float:
     queued = _queued(bench)
     app.close()
     if queued != count:
-        raise RuntimeError(f"queue_sends queued {queued} messages for {count}")
+        raise RuntimeError(f"queue_sends queued {queued} sends for {count}")
     return seconds
 
 
 def _verify(closed: Closed, count: int, where: str) -> None:
     if closed.queued != count or closed.total != count:
         raise RuntimeError(
-            f"{where}: {closed.queued} messages queued, a run of {closed.total}, for {count}"
+            f"{where}: {closed.queued} sends queued, a run of {closed.total}, for {count}"
         )
 
 
