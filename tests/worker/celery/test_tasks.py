@@ -115,6 +115,22 @@ def items(store: StatusStore) -> list[str]:
     return [item_id(invoice.number, 0) for invoice in invoices]
 
 
+@contextmanager
+def app_of(
+    store: StatusStore, heeros: ScriptedHeeros, **settings: Any
+) -> Iterator[tuple[Celery, Runtime]]:
+    """An app and its runtime on :data:`SETTINGS` changed as ``settings`` say."""
+    changed = SETTINGS.model_copy(update=settings)
+    config = parse_export_config(CONFIG, environ={"KEY": "tasks-key-0071"})
+    runtime = Runtime(changed, config=config, store=store, transport=httpx.MockTransport(heeros))
+    application = create_app(changed, runtime=runtime)
+    try:
+        yield application, runtime
+    finally:
+        _purge(application)
+        application.close()
+
+
 def _purge(app: Celery) -> None:
     with app.connection_for_write() as connection:
         for queue in (SEND_QUEUE, POLL_QUEUE):
@@ -309,11 +325,7 @@ def test_a_poll_ends_the_invoices_heeros_has_taken(
 def test_a_batch_of_polls_holds_its_places_at_once_and_moves_what_the_limits_hold_back(
     store: StatusStore, items: list[str], heeros: ScriptedHeeros, fake_redis: Any
 ) -> None:
-    settings = SETTINGS.model_copy(update={"tenant_concurrency": 2})
-    config = parse_export_config(CONFIG, environ={"KEY": "tasks-key-0071"})
-    runtime = Runtime(settings, config=config, store=store, transport=httpx.MockTransport(heeros))
-    app = create_app(settings, runtime=runtime)
-    try:
+    with app_of(store, heeros, tenant_concurrency=2) as (app, runtime):
         _sent(app, runtime, items)
         heeros.requests.clear()
         before = time.time()
@@ -328,27 +340,17 @@ def test_a_batch_of_polls_holds_its_places_at_once_and_moves_what_the_limits_hol
         assert fake_redis.zcard(f"t:limit:{TENANT}:inflight") == 0  # the places given back
         runtime.metrics.flush()
         assert runtime.metrics.read().retries == {}
-    finally:
-        _purge(app)
-        app.close()
 
 
 def test_a_full_batch_of_polls_starts_two_more_poll_tasks(
     store: StatusStore, items: list[str], heeros: ScriptedHeeros
 ) -> None:
-    settings = SETTINGS.model_copy(update={"poll_batch": 2})
-    config = parse_export_config(CONFIG, environ={"KEY": "tasks-key-0071"})
-    runtime = Runtime(settings, config=config, store=store, transport=httpx.MockTransport(heeros))
-    app = create_app(settings, runtime=runtime)
-    try:
+    with app_of(store, heeros, poll_batch=2) as (app, runtime):
         _sent(app, runtime, items)
         assert app.tasks[POLL_TASK].run() == 2
         fanned = taken(app, POLL_QUEUE)
         assert [request.task_name for request in fanned] == [POLL_TASK, POLL_TASK]
         assert runtime.store.polls_pending() == 1
-    finally:
-        _purge(app)
-        app.close()
 
 
 def test_a_poll_heeros_cannot_answer_is_counted_and_asked_again(
