@@ -173,7 +173,9 @@ def test_a_killed_workers_sends_move_again_within_30_s(broker_rig: Rig) -> None:
     watch = Watch(rig)
     watch.start()
     for slot, share in (("w1", 0.25), ("w2", 0.5)):
-        _wait_for_progress(rig, started.run, share=share)
+        # Measured on the sends (items out of queued), so that each kill hits sends
+        # under way: by half the run exported, the sends may all be done.
+        _wait_for_progress(rig, started.run, share=share, state=State.QUEUED)
         watch.kill(slot)
     watch.settled(timeout=90)
     summary = rig.wait_final(started.run, timeout=120)
