@@ -399,11 +399,11 @@ def hold_places(
         if record is None or record.state is not State.SENT or record.heeros_id is None:
             continue
         try:
-            _, client = runtime.resolve(record.export)
+            # Read from the configuration: this thread makes no request, so needs no client.
+            tenant = runtime.config.export(record.export).tenant
         except PermanentError:
             continue  # the check fails the item with the reason
-        if isinstance(client, LimitedHeeros) and not client.admitted:
-            by_tenant.setdefault(client.tenant, []).append(index)
+        by_tenant.setdefault(tenant, []).append(index)
     now = time.time()
     for tenant, indexes in by_tenant.items():
         try:
